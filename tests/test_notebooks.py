@@ -1,0 +1,90 @@
+"""Every lesson notebook runs under papermill with its default parameters, is committed
+as ``make outputs`` writes it, and turns into a student copy without its solutions.
+
+nbval (``make test``) re-executes the same notebooks and compares their outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import notebooks
+
+NOTEBOOKS = notebooks.lesson_notebooks()
+
+
+def test_lessons_are_found() -> None:
+    names = [nb.name for nb in NOTEBOOKS]
+    assert names[0] == "00-check-setup.ipynb"
+    assert names == sorted(names)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_runs_with_default_parameters(notebook: Path, api: str, tmp_path: Path) -> None:
+    executed = notebooks.execute(notebook, tmp_path / notebook.name)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert errors == []
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_as_make_outputs_writes_it(notebook: Path) -> None:
+    assert notebooks.problems(nbformat.read(str(notebook), as_version=4)) == []
+
+
+def _cell(source: str, tags: list[str] | None = None, count: int | None = None) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": tags or []}, execution_count=count)
+    cell.outputs = [nbformat.v4.new_output("stream", text=f"out of {source}\n")]
+    return cell
+
+
+def test_problems_finds_stale_counts_errors_and_run_metadata() -> None:
+    nb = nbformat.v4.new_notebook(cells=[_cell("x = 1", ["parameters"], 1), _cell("y = 2", count=3)])
+    nb.cells[1].outputs.append(nbformat.v4.new_output("error", ename="NameError", evalue="z", traceback=[]))
+    nb.cells[1].metadata["papermill"] = {"duration": 1.0}
+    found = notebooks.problems(nb)
+    assert any("execution count 3, expected 2" in p for p in found)
+    assert any("NameError" in p for p in found)
+    assert any("papermill" in p for p in found)
+
+
+def test_problems_needs_a_parameters_cell() -> None:
+    nb = nbformat.v4.new_notebook(cells=[_cell("x = 1", count=1)])
+    assert notebooks.problems(nb) == ["no code cell tagged 'parameters' (papermill needs one)"]
+
+
+def test_normalised_notebook_has_no_problems() -> None:
+    nb = nbformat.v4.new_notebook(cells=[_cell("x = 1", ["parameters"], 1), _cell("x + 1", ["solution"], 2)])
+    nb.cells[0].metadata["papermill"] = {"duration": 1.0}
+    nb.metadata["papermill"] = {"parameters": {}}
+    assert notebooks.problems(notebooks.normalise(nb)) == []
+    assert nb.cells[1].metadata["jupyter"]["source_hidden"] is True
+
+
+def test_student_copy_empties_solutions_and_keeps_exercises(tmp_path: Path) -> None:
+    task = nbformat.v4.new_markdown_cell("### Exercise 1: count the scenes")
+    nb = nbformat.v4.new_notebook(cells=[task, _cell("print(12)", ["solution"], 1), _cell("items = 1", count=2)])
+    source = tmp_path / "01-lesson.ipynb"
+    nbformat.write(nb, str(source))
+
+    [written] = notebooks.write_student_copies([source], tmp_path / "student")
+    student = nbformat.read(str(written), as_version=4)
+
+    assert student.cells[0].source == "### Exercise 1: count the scenes"
+    assert student.cells[1].source == notebooks.STUDENT_PLACEHOLDER
+    assert student.cells[2].source == "items = 1"
+    assert all(c.outputs == [] and c.execution_count is None for c in student.cells if c.cell_type == "code")
+    assert nbformat.read(str(source), as_version=4).cells[1].source == "print(12)"
+
+
+def test_student_copies_of_the_lessons_hold_no_solution() -> None:
+    for notebook in NOTEBOOKS:
+        lesson = nbformat.read(str(notebook), as_version=4)
+        student = notebooks.student_copy(lesson)
+        solutions = [c.source for c in lesson.cells if notebooks.is_solution(c)]
+        kept = "\n".join(c.source for c in student.cells)
+        assert all(s not in kept for s in solutions if s.strip())
+        exercises = [c.source for c in lesson.cells if c.cell_type == "markdown" and "Exercise" in c.source]
+        assert exercises == [c.source for c in student.cells if c.cell_type == "markdown" and "Exercise" in c.source]
