@@ -88,3 +88,22 @@ def test_student_copies_of_the_lessons_hold_no_solution() -> None:
         assert all(s not in kept for s in solutions if s.strip())
         exercises = [c.source for c in lesson.cells if c.cell_type == "markdown" and "Exercise" in c.source]
         assert exercises == [c.source for c in student.cells if c.cell_type == "markdown" and "Exercise" in c.source]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_api_url_is_a_parameter_with_the_embedded_default(notebook: Path) -> None:
+    from helpers import paths
+
+    lesson = nbformat.read(str(notebook), as_version=4)
+    [parameters] = [c for c in lesson.cells if "parameters" in c.metadata.get("tags", [])]
+    namespace: dict = {}
+    exec(parameters.source, namespace)
+    assert namespace["api_url"] == f"http://127.0.0.1:{paths.DEFAULT_PORT}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS[1:], ids=lambda p: p.stem)
+def test_lessons_have_exercises_with_solutions(notebook: Path) -> None:
+    lesson = nbformat.read(str(notebook), as_version=4)
+    exercises = [c for c in lesson.cells if c.cell_type == "markdown" and c.source.lstrip().startswith("### Exercise")]
+    solutions = [c for c in lesson.cells if notebooks.is_solution(c)]
+    assert exercises and len(solutions) >= len(exercises)
