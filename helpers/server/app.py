@@ -1,0 +1,122 @@
+"""The ASGI app uvicorn runs: stac-fastapi-pgstac plus the data folder at ``/data/``.
+
+Started by :func:`helpers.server.start` as
+``uvicorn helpers.server.app:create_app --factory`` with its settings in environment
+variables (``names.ENV_*`` and ``names.API_ENVIRONMENT``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+from fastapi import FastAPI, Request
+from stac_fastapi.pgstac.app import instantiate_api
+from stac_fastapi.pgstac.config import PostgresSettings, Settings
+from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
+from stac_fastapi.pgstac.models.extensions import Extensions
+from stac_fastapi.extensions.sort import ItemCollectionSortExtension, SearchSortExtension
+from stac_fastapi.extensions.sort.sort import SortConformanceClasses
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from helpers.server.names import DATA_ROUTE, ENV_DATA_DIR, ENV_DSN
+
+
+SORT_V1_0 = {
+    # Earth Search declares Sort v1.0.0 and pystac-client 0.9 recognises only v1.0.x
+    # (it warns "does not conform to SORT" otherwise); sortby is the same in v1.1.0,
+    # which only adds /sortables, so both versions are declared.
+    "search": "https://api.stacspec.org/v1.0.0/item-search#sort",
+    "features": "https://api.stacspec.org/v1.0.0/ogcapi-features#sort",
+}
+
+
+class SocketPostgresSettings(PostgresSettings):
+    """PostgresSettings whose connection string is given whole (a Unix socket DSN)."""
+
+    dsn: str = ""
+    pguser: str = "postgres"
+    pgpassword: str = ""
+    pghost: str = ""
+    pgport: int = 5432
+    pgdatabase: str = "pgstac"
+
+    @property
+    def connection_string(self) -> str:  # type: ignore[override]
+        return self.dsn
+
+
+class DataFiles(StaticFiles):
+    """The data folder with HTTP Range (starlette's FileResponse answers 206).
+
+    StaticFiles already refuses paths that resolve outside the folder; hidden names
+    (``.something``) are refused too, so nothing but catalogue files is ever served.
+    """
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if any(part.startswith(".") for part in Path(path).parts if part not in ("", ".")):
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
+
+
+async def _bad_search(request: Request, exc: Exception) -> JSONResponse:
+    """A search pgstac cannot run because of its input is the client's error: HTTP 400.
+
+    Without this, a value of the wrong type (``eo:cloud_cover < "abc"``) or malformed
+    JSON in a GET parameter surfaces as a bare 500 with no hint for the learner.
+    """
+    if isinstance(exc, asyncpg.exceptions.PostgresError):
+        message = exc.args[0] if exc.args else type(exc).__name__
+        hint = getattr(exc, "hint", None)
+        detail = f"Invalid search: {message}" + (f" ({hint})" if hint else "")
+    else:
+        detail = f"Invalid search: a parameter is not valid JSON ({exc})"
+    return JSONResponse({"code": "BadRequest", "description": detail, "detail": detail}, status_code=400)
+
+
+def create_app() -> FastAPI:
+    """Build the app from the environment (uvicorn's ``--factory``)."""
+    dsn = os.environ[ENV_DSN]
+    data_dir = Path(os.environ[ENV_DATA_DIR])
+    # Title, landing id and extensions come from API_ENVIRONMENT (set by the launcher).
+    settings = Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await connect_to_db(app, postgres_settings=SocketPostgresSettings(dsn=dsn))
+        yield
+        await close_db_connection(app)
+
+    extensions = Extensions(
+        settings=settings,
+        search_map={
+            "sort": SearchSortExtension(
+                conformance_classes=[
+                    SortConformanceClasses.ITEM_SEARCH_SORT,
+                    SortConformanceClasses.ITEM_SEARCH_SORTABLES,
+                    SORT_V1_0["search"],
+                ]
+            )
+        },
+        item_collection_map={
+            "sort": ItemCollectionSortExtension(
+                conformance_classes=[
+                    SortConformanceClasses.FEATURES_SORT,
+                    SortConformanceClasses.FEATURES_SORTABLES,
+                    SORT_V1_0["features"],
+                ]
+            )
+        },
+    )
+    api = instantiate_api(settings=settings, extensions=extensions, lifespan=lifespan)
+    api.app.add_exception_handler(asyncpg.exceptions.DataError, _bad_search)
+    api.app.add_exception_handler(json.JSONDecodeError, _bad_search)
+    api.app.mount(DATA_ROUTE, DataFiles(directory=data_dir, follow_symlink=False), name="data")
+    return api.app
