@@ -215,6 +215,14 @@ def test_geodataframe_of_no_items_is_empty_but_typed() -> None:
     assert gdf.crs.to_epsg() == 4326
 
 
+def test_geodataframe_datetimes_are_utc() -> None:
+    gdf = items_to_geodataframe(_items())
+    assert str(gdf["datetime"].dt.tz) == "UTC"
+    assert gdf["datetime"].min().to_pydatetime() == dt.datetime(
+        2023, 7, 1, 9, 10, 22, 501000, tzinfo=dt.timezone.utc
+    )
+
+
 # -- against the embedded API over the offline catalogue -------------------------------
 
 
@@ -256,10 +264,3 @@ def test_2020_has_no_scenes_offline(api: str) -> None:
     with pytest.raises(NoScenesFound, match="2020"):
         search_items(api, intersects=POINT, datetime="2020-07-01/2020-08-31")
 
-
-def test_geodataframe_datetimes_are_utc() -> None:
-    gdf = items_to_geodataframe(_items())
-    assert str(gdf["datetime"].dt.tz) == "UTC"
-    assert gdf["datetime"].min().to_pydatetime() == dt.datetime(
-        2023, 7, 1, 9, 10, 22, 501000, tzinfo=dt.timezone.utc
-    )
