@@ -1,0 +1,143 @@
+"""helpers.cube: a broken COG among the scenes is skipped and named; one-pixel geoboxes.
+
+Fast tests on tiny COGs written to tmp with rasterio. The same behaviour on copies of
+the generated catalogue's items is checked in tests/test_notebook03.py.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import odc.stac
+import pystac
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from helpers.cube import SkippedScenesWarning, pixel_geobox, reporting_read_failures
+
+X0, Y0, RES, SIZE = 585_000, 3_996_000, 20, 256
+
+
+def _cog(path: Path, value: int) -> None:
+    data = np.full((SIZE, SIZE), value, dtype="uint16")
+    with rasterio.open(
+        path, "w", driver="COG", width=SIZE, height=SIZE, count=1, dtype="uint16",
+        crs="EPSG:32635", transform=from_origin(X0, Y0, RES, RES), nodata=0, blocksize=128,
+    ) as dst:
+        dst.write(data, 1)
+
+
+def _item(item_id: str, day: int, href: Path) -> pystac.Item:
+    from datetime import datetime, timezone
+
+    from pyproj import Transformer
+
+    to_lon_lat = Transformer.from_crs(32635, 4326, always_xy=True)
+    west, south, east, north = to_lon_lat.transform_bounds(X0, Y0 - SIZE * RES, X0 + SIZE * RES, Y0)
+    lon_lat_box = [west - 0.01, south - 0.01, east + 0.01, north + 0.01]  # footprint covers the file
+    item = pystac.Item(
+        id=item_id,
+        geometry={"type": "Polygon", "coordinates": [[
+            [lon_lat_box[0], lon_lat_box[1]], [lon_lat_box[2], lon_lat_box[1]],
+            [lon_lat_box[2], lon_lat_box[3]], [lon_lat_box[0], lon_lat_box[3]],
+            [lon_lat_box[0], lon_lat_box[1]]]]},
+        bbox=lon_lat_box,
+        datetime=datetime(2023, 8, day, 9, tzinfo=timezone.utc),
+        properties={"proj:epsg": 32635},
+    )
+    item.add_asset(
+        "red",
+        pystac.Asset(
+            href=str(href),
+            media_type=pystac.MediaType.COG,
+            roles=["data", "reflectance"],
+            extra_fields={
+                "proj:shape": [SIZE, SIZE],
+                "proj:transform": [RES, 0, X0, 0, -RES, Y0],
+                "raster:bands": [{"nodata": 0, "data_type": "uint16"}],
+            },
+        ),
+    )
+    return item
+
+
+def _corrupt_pixels(path: Path) -> None:
+    """Keep the COG's header (it still opens) but overwrite every tile with garbage bytes."""
+    with rasterio.open(path) as src:
+        first_tile = min(
+            int(src.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1))
+            for row in range(SIZE // 128)
+            for col in range(SIZE // 128)
+        )
+    data = bytearray(path.read_bytes())
+    data[first_tile:] = np.random.default_rng(0).integers(0, 256, len(data) - first_tile, dtype="uint8").tobytes()
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def items_with_a_broken_cog(tmp_path: Path) -> list[pystac.Item]:
+    good1, good2, broken = tmp_path / "good1.tif", tmp_path / "good2.tif", tmp_path / "broken.tif"
+    _cog(good1, 1000)
+    _cog(good2, 2000)
+    _cog(broken, 3000)
+    _corrupt_pixels(broken)
+    return [
+        _item("S2A_35SNA_20230817_0_L2A", 17, good1),
+        _item("S2B_35SNA_20230822_0_L2A", 22, broken),
+        _item("S2A_35SNA_20230827_0_L2A", 27, good2),
+    ]
+
+
+def _load(items, fail_on_error: bool):
+    return odc.stac.load(
+        items, bands=["red"], groupby="solar_day", chunks={"x": 128, "y": 128},
+        crs="EPSG:32635", resolution=RES, x=(X0, X0 + SIZE * RES), y=(Y0 - SIZE * RES, Y0),
+        fail_on_error=fail_on_error,
+    )
+
+
+def test_broken_cog_is_skipped_with_a_warning_naming_it(items_with_a_broken_cog) -> None:
+    cube = _load(items_with_a_broken_cog, fail_on_error=False)
+    with pytest.warns(SkippedScenesWarning) as caught:
+        with reporting_read_failures(items_with_a_broken_cog) as failures:
+            red = cube.red.compute(scheduler="threads")
+    [message] = [str(w.message) for w in caught if w.category is SkippedScenesWarning]
+    assert "S2B_35SNA_20230822_0_L2A" in message and "broken.tif" in message
+    assert "1 file(s) of 1 scene(s)" in message
+    assert [(f.item_id, f.band) for f in failures] == [("S2B_35SNA_20230822_0_L2A", "red")]
+    # the two good scenes are computed; the broken one is empty (nodata), not garbage
+    assert np.all(red.isel(time=0).values == 1000)
+    assert np.all(red.isel(time=1).values == 0)
+    assert np.all(red.isel(time=2).values == 2000)
+
+
+def test_no_warning_when_every_cog_reads(items_with_a_broken_cog) -> None:
+    good = [items_with_a_broken_cog[0], items_with_a_broken_cog[2]]
+    cube = _load(good, fail_on_error=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkippedScenesWarning)
+        with reporting_read_failures(good) as failures:
+            cube.red.compute(scheduler="threads")
+    assert failures == []
+
+
+def test_with_fail_on_error_the_whole_compute_stops(items_with_a_broken_cog) -> None:
+    cube = _load(items_with_a_broken_cog, fail_on_error=True)
+    with pytest.raises(rasterio.errors.RasterioError):
+        cube.red.compute(scheduler="threads")
+
+
+def test_pixel_geobox_is_the_cube_pixel() -> None:
+    geobox = pixel_geobox(585_010, 3_995_010, 20, "EPSG:32635")
+    assert geobox.shape == (1, 1)
+    assert tuple(geobox.affine)[:6] == (20.0, 0.0, 585_000.0, 0.0, -20.0, 3_995_020.0)
+
+
+def test_pixel_geobox_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="positive resolution"):
+        pixel_geobox(585_010, 3_995_010, 0, "EPSG:32635")
+    with pytest.raises(ValueError, match="finite pixel centre"):
+        pixel_geobox(float("nan"), 3_995_010, 20, "EPSG:32635")
