@@ -125,7 +125,7 @@ def _running_server(cluster: Cluster) -> ServerState | None:
 def _locked(cluster: Cluster) -> Iterator[None]:
     """One start/stop at a time per data folder (two notebooks may start together)."""
     cluster.home.parent.mkdir(parents=True, exist_ok=True)
-    with open(cluster.home.parent / f"{cluster.home.name}.lock", "w") as lock:
+    with open(cluster.lock_file, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -421,12 +421,12 @@ def ensure_api(api_url: str) -> str:
     url = root_url(paths.PORT)
     cluster = Cluster.for_data_dir(paths.DATA_DIR.resolve())
     if _running_server(cluster) is not None:
-        start(paths.PORT)  # reuses it; reloads the catalogue if it was rebuilt
+        start(paths.PORT, paths.DATA_DIR)  # reuses it; reloads the catalogue if it was rebuilt
         print(f"Using the embedded STAC API already running at {url} (offline Rhodes catalogue)")
         return url
     if _landing_page(url) is not None:
         print(f"Using the STAC API already running at {url}")
         return url
-    start(paths.PORT)
+    start(paths.PORT, paths.DATA_DIR)
     print(f"Started the embedded STAC API at {url} (offline Rhodes catalogue)")
     return url

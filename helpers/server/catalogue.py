@@ -47,7 +47,8 @@ class CatalogueError(RuntimeError):
 
 
 def stac_dir(data_dir: Path) -> Path:
-    return Path(data_dir) / paths.STAC_DIR.relative_to(paths.DATA_DIR)
+    """The catalogue files of ``data_dir`` (``paths.STAC_DIR`` for the default data folder)."""
+    return Path(data_dir) / paths.STAC_DIR.name
 
 
 def item_files(data_dir: Path) -> list[Path]:

@@ -146,6 +146,11 @@ class Cluster:
         return self.home / "postgresql.log"
 
     @property
+    def lock_file(self) -> Path:
+        """Serialises start/stop of this cluster; beside the folder, which init() replaces."""
+        return self.home.parent / f"{self.home.name}.lock"
+
+    @property
     def ready_marker(self) -> Path:
         """Written last by :meth:`init`: a cluster without it is half-initialised."""
         return self.home / "cluster-initialised"
@@ -227,6 +232,7 @@ class Cluster:
         """Stop the cluster and delete its folder (only derived data lives there)."""
         self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
+        self.lock_file.unlink(missing_ok=True)
 
     def init(self) -> None:
         """Create a fresh cluster (any previous one in the folder is deleted first)."""
