@@ -1,0 +1,241 @@
+"""NDVI of the full workshop scene: serial vs the workshop's Dask vs notebook 02's way.
+
+Every case runs in a fresh Python process, so that each peak RSS (``ru_maxrss``: the
+process's high-water mark, imports included) is its own; the order is interleaved and
+repeated, and the fastest run of each case is reported (the machine is shared, so the
+minimum is the least disturbed figure), with the median next to it.
+
+Cases (``red.tif`` and ``nir.tif`` of S2A_35SNA_20230827_0_L2A, 10980 x 10980 uint16):
+
+* ``serial``: the workshop's serial code, ``open_rasterio(masked=True)`` then
+  ``(nir - red) / (nir + red)``;
+* ``workshop_dask``: the workshop's Dask code, 6144 x 6144 chunks, ``lock=False``,
+  ``persist(scheduler="threads", num_workers=4)``;
+* ``notebook``: notebook 02's way: block-aligned chunks from
+  :func:`helpers.chunks.suggest_chunks`, GDAL block cache shrunk, :func:`helpers.ndvi.ndvi`
+  (float32, reflectance, nodata), ``persist(scheduler="threads")``;
+* ``notebook_compute``: the same with ``compute()`` (one numpy array at the end);
+* ``decode_limit``: both bands read with GDAL multi-threaded (``GDAL_NUM_THREADS``), no
+  arithmetic: no NDVI on this machine can be faster than reading its inputs;
+* ``write_cog``: notebook 02's write: the lazy NDVI streamed chunk by chunk into a tiled
+  GeoTIFF with ``to_raster(tiled=True, lock=...)``, then copied to a COG by GDAL's COG
+  driver (overviews, DEFLATE).
+
+Targets (2 cores): notebook within 1.2x of the decode limit, >= 4x faster than serial,
+peak RSS <= 40% of serial's; the COG write with peak RSS < 1 GB.
+
+    python benchmarks/bench_dask.py [--scene-dir DIR] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from helpers import paths
+
+CASES = ("serial", "workshop_dask", "notebook", "notebook_compute", "decode_limit", "write_cog")
+TARGETS = {
+    "notebook_vs_decode_limit_max": 1.2,
+    "serial_vs_notebook_min": 4.0,
+    "notebook_rss_vs_serial_max": 0.40,
+    "write_cog_rss_mb_max": 1000.0,
+}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _serial(red_path: Path, nir_path: Path) -> None:
+    import rioxarray
+
+    red = rioxarray.open_rasterio(red_path, masked=True)
+    nir = rioxarray.open_rasterio(nir_path, masked=True)
+    ndvi = (nir - red) / (nir + red)
+    assert ndvi.shape == red.shape
+
+
+def _workshop_dask(red_path: Path, nir_path: Path) -> None:
+    import rioxarray
+
+    chunks = {"x": 6144, "y": 6144}
+    red = rioxarray.open_rasterio(red_path, masked=True, chunks=chunks, lock=False)
+    nir = rioxarray.open_rasterio(nir_path, masked=True, chunks=chunks, lock=False)
+    ndvi = (nir - red) / (nir + red)
+    ndvi.persist(scheduler="threads", num_workers=4)
+
+
+def _notebook_ndvi(red_path: Path, nir_path: Path):
+    import rioxarray
+
+    from helpers.chunks import configure_gdal, suggest_chunks
+    from helpers.ndvi import ndvi
+
+    configure_gdal()  # block cache shrunk, as in notebook 02
+    chunks = suggest_chunks(red_path).chunks
+    red = rioxarray.open_rasterio(red_path, chunks=chunks, lock=False)
+    nir = rioxarray.open_rasterio(nir_path, chunks=chunks, lock=False)
+    # Earth Search sentinel-2-l2a: (0.0001, 0.0), as helpers.masking.reflectance_scale_offset says
+    return ndvi(red, nir, red_scale_offset=(1e-4, 0.0), nir_scale_offset=(1e-4, 0.0))
+
+
+def _notebook(red_path: Path, nir_path: Path) -> None:
+    _notebook_ndvi(red_path, nir_path).persist(scheduler="threads")
+
+
+def _notebook_compute(red_path: Path, nir_path: Path) -> None:
+    _notebook_ndvi(red_path, nir_path).compute(scheduler="threads")
+
+
+def _decode_limit(red_path: Path, nir_path: Path) -> None:
+    import rasterio
+
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+        for path in (red_path, nir_path):
+            with rasterio.open(path) as src:
+                src.read(1)
+
+
+def _write_cog(red_path: Path, nir_path: Path) -> dict:
+    import threading
+
+    import rasterio
+    import rasterio.shutil
+
+    ndvi = _notebook_ndvi(red_path, nir_path)
+    with tempfile.TemporaryDirectory(dir=paths.BUILD_DIR) as tmp:
+        tiled, cog = Path(tmp) / "ndvi_tiled.tif", Path(tmp) / "ndvi.tif"
+        ndvi.rio.to_raster(tiled, tiled=True, blockxsize=1024, blockysize=1024, lock=threading.Lock())
+        rasterio.shutil.copy(
+            tiled, cog, driver="COG", blocksize=1024, compress="DEFLATE", predictor=3,
+            level=1, overview_resampling="average", num_threads="ALL_CPUS",
+        )
+        with rasterio.open(cog) as src:
+            layout = src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT")
+            overviews = src.overviews(1)
+        return {"layout": layout, "overviews": overviews, "cog_mb": round(cog.stat().st_size / 1e6, 1)}
+
+
+RUNNERS: dict[str, Callable[[Path, Path], dict | None]] = {
+    "serial": _serial,
+    "workshop_dask": _workshop_dask,
+    "notebook": _notebook,
+    "notebook_compute": _notebook_compute,
+    "decode_limit": _decode_limit,
+    "write_cog": _write_cog,
+}
+
+
+def run_case(case: str, scene_dir: Path) -> dict:
+    """One measurement in this process: wall seconds and peak RSS."""
+    red_path, nir_path = scene_dir / "red.tif", scene_dir / "nir.tif"
+    start = time.perf_counter()
+    extra = RUNNERS[case](red_path, nir_path) or {}
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), **extra}
+
+
+def _in_subprocess(case: str, scene_dir: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--case", case, "--scene-dir", str(scene_dir)],
+        capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"case {case} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _check_scene(scene_dir: Path) -> None:
+    missing = [name for name in ("red.tif", "nir.tif") if not (scene_dir / name).exists()]
+    if missing:
+        raise SystemExit(
+            f"{', '.join(missing)} missing in {scene_dir}: run `make data` "
+            "(or pass --scene-dir with a red.tif/nir.tif pair)"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scene-dir", type=Path, default=paths.WORKSHOP_SCENE_DIR)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case (fresh process each)")
+    parser.add_argument("--out", type=Path, default=paths.BUILD_DIR / "bench" / "dask.json")
+    parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)  # one run, JSON on stdout
+    args = parser.parse_args(argv)
+    _check_scene(args.scene_dir)
+    paths.BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    if args.case:
+        print(json.dumps(run_case(args.case, args.scene_dir)))
+        return 0
+
+    runs: dict[str, list[dict]] = {case: [] for case in CASES}
+    for round_ in range(args.repeat):
+        for case in CASES:
+            runs[case].append(_in_subprocess(case, args.scene_dir))
+            print(f"  round {round_ + 1}/{args.repeat} {case:<17} {runs[case][-1]['seconds']:6.2f} s", flush=True)
+
+    results = {}
+    for case, measured in runs.items():
+        times = [r["seconds"] for r in measured]
+        results[case] = {
+            "seconds_min": round(min(times), 3),
+            "seconds_median": round(statistics.median(times), 3),
+            "peak_rss_mb": round(max(r["peak_rss_mb"] for r in measured), 1),
+            **{k: v for k, v in measured[-1].items() if k not in ("seconds", "peak_rss_mb")},
+        }
+    t = {case: results[case]["seconds_min"] for case in CASES}
+    rss = {case: results[case]["peak_rss_mb"] for case in CASES}
+    ratios = {
+        "notebook_vs_decode_limit": round(t["notebook"] / t["decode_limit"], 2),
+        "serial_vs_notebook": round(t["serial"] / t["notebook"], 2),
+        "serial_vs_workshop_dask": round(t["serial"] / t["workshop_dask"], 2),
+        "workshop_dask_vs_notebook": round(t["workshop_dask"] / t["notebook"], 2),
+        "notebook_rss_vs_serial": round(rss["notebook"] / rss["serial"], 2),
+        "notebook_compute_rss_vs_serial": round(rss["notebook_compute"] / rss["serial"], 2),
+    }
+    met = {
+        "notebook_within_1.2x_of_decode_limit": ratios["notebook_vs_decode_limit"] <= TARGETS["notebook_vs_decode_limit_max"],
+        "notebook_4x_faster_than_serial": ratios["serial_vs_notebook"] >= TARGETS["serial_vs_notebook_min"],
+        "notebook_rss_at_most_40pct_of_serial": ratios["notebook_rss_vs_serial"] <= TARGETS["notebook_rss_vs_serial_max"],
+        "write_cog_rss_under_1GB": rss["write_cog"] < TARGETS["write_cog_rss_mb_max"],
+        "write_cog_is_a_cog": results["write_cog"].get("layout") == "COG",
+    }
+
+    print(f"\nNDVI of {args.scene_dir} on {os.cpu_count()} cores, best of {args.repeat} (median), peak RSS:")
+    for case in CASES:
+        r = results[case]
+        print(f"  {case:<17} {r['seconds_min']:7.2f} s ({r['seconds_median']:.2f})  {r['peak_rss_mb']:7.0f} MB")
+    print("Ratios:")
+    for name, value in ratios.items():
+        print(f"  {name:<32} {value}")
+    print("Targets:")
+    for name, ok in met.items():
+        print(f"  {'met ' if ok else 'MISSED'} {name}")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "scene_dir": str(args.scene_dir),
+        "cpu_count": os.cpu_count(),
+        "repeat": args.repeat,
+        "results": results,
+        "ratios": ratios,
+        "targets": TARGETS,
+        "met": met,
+        "runs": runs,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"Wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
