@@ -1,0 +1,184 @@
+"""Notebook 03's data cube, timed: the point time series two ways, and the full-cube load.
+
+1. NDVI time series at the workshop's point (x=585000, y=3995000, EPSG:32635) over
+   July-August 2023:
+   - the workshop's way: the island's cube in 2048 x 2048 chunks, ``.sel(method="nearest")``,
+     ``.compute()`` (Dask reads the whole chunk that holds the pixel, every day);
+   - the notebook's way: keep the scenes whose footprint contains the point, load a
+     one-pixel cube (``helpers.cube.pixel_geobox``).
+   Same data, same run; the two series must be equal. Target: >= 20x faster.
+2. The full cube of red, nir and scl at 20 m over the island, computed with Dask threads
+   (odc-stac reading the 20 m overview of the 10 m bands), in pixels per second, against
+   a plain rasterio read of the same overview windows of the same files (thread pool of
+   the same size), which is what the reading costs without odc-stac's mosaicking.
+
+Reads through the embedded STAC API (``make bench`` starts it). Prints the figures and
+writes ``build/bench/cube.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dask
+import geopandas as gpd
+import numpy as np
+import odc.stac
+import rasterio
+import rasterio.windows
+from pyproj import Transformer
+from rasterio.warp import transform_bounds
+from shapely import Point
+from shapely.geometry import shape
+
+from helpers import paths
+from helpers.cube import pixel_geobox
+from helpers.masking import common_scale_offset, scl_mask
+from helpers.ndvi import ndvi
+from helpers.search import search_items
+from helpers.server import ensure_api
+
+POINT = (585_000, 3_995_000)
+CRS = "EPSG:32635"
+RESOLUTION = 20
+WORKSHOP_CHUNKS = 2048
+DATES = "2023-07-01/2023-08-31"
+BANDS = ("red", "nir", "scl")
+GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "10",
+            "GDAL_HTTP_RETRY_DELAY": "0.5"}
+
+
+def _timed(func):
+    start = time.perf_counter()
+    result = func()
+    return time.perf_counter() - start, result
+
+
+def point_series_workshop(items, bbox, so):
+    """The workshop's code: whole-island cube, 2048 chunks, nearest pixel, compute."""
+    cube = odc.stac.load(items, bands=list(BANDS), groupby="solar_day",
+                         chunks={"x": WORKSHOP_CHUNKS, "y": WORKSHOP_CHUNKS},
+                         resolution=RESOLUTION, use_overviews=True, bbox=bbox, crs=CRS)
+    index = ndvi(cube.red, cube.nir, red_scale_offset=so[0], nir_scale_offset=so[1]).where(~scl_mask(cube.scl))
+    at_point = index.sel(x=POINT[0], y=POINT[1], method="nearest")
+    return at_point.compute(scheduler="threads").dropna("time"), (float(at_point.x), float(at_point.y))
+
+
+def point_series_notebook(items, centre, so):
+    """The notebook's way: the scenes whose footprint holds the point, a one-pixel cube."""
+    lon, lat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True).transform(*centre)
+    point = Point(lon, lat)
+    point_items = [item for item in items if shape(item.geometry).intersects(point)]
+    pixel = odc.stac.load(point_items, bands=list(BANDS), groupby="solar_day",
+                          geobox=pixel_geobox(centre[0], centre[1], RESOLUTION, CRS), use_overviews=True)
+    index = ndvi(pixel.red, pixel.nir, red_scale_offset=so[0], nir_scale_offset=so[1]).where(~scl_mask(pixel.scl))
+    return index.isel(x=0, y=0).dropna("time"), len(point_items)
+
+
+def overview_windows(items, bbox):
+    """(href, overview_level or None, window) of every asset the 20 m cube reads."""
+    west, south, east, north = transform_bounds("EPSG:4326", CRS, *bbox)
+    jobs = []
+    for item in items:
+        for band in BANDS:
+            href = item.assets[band].href
+            with rasterio.open(href) as src:
+                level = None
+                if abs(src.res[0] - RESOLUTION) > 1e-6:
+                    factors = src.overviews(1)
+                    level = factors.index(int(round(RESOLUTION / src.res[0])))
+                    scale = RESOLUTION / src.res[0]
+                    transform = src.transform * src.transform.scale(scale, scale)
+                    width, height = int(np.ceil(src.width / scale)), int(np.ceil(src.height / scale))
+                else:
+                    transform, width, height = src.transform, src.width, src.height
+            window = rasterio.windows.from_bounds(west, south, east, north, transform=transform)
+            window = window.round_offsets().round_lengths().intersection(
+                rasterio.windows.Window(0, 0, width, height))
+            jobs.append((href, level, window))
+    return jobs
+
+
+def read_window(job) -> int:
+    href, level, window = job
+    kwargs = {} if level is None else {"overview_level": level}
+    with rasterio.open(href, **kwargs) as src:
+        return src.read(1, window=window).size
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--api-url", default=paths.EMBEDDED_API_URL)
+    parser.add_argument("--aoi-file", type=Path, default=paths.AOI_FILE)
+    parser.add_argument("--out", type=Path, default=paths.BUILD_DIR / "bench" / "cube.json")
+    args = parser.parse_args(argv)
+
+    api_url = ensure_api(args.api_url)
+    odc.stac.configure_rio(cloud_defaults=True)
+    bbox = tuple(float(v) for v in gpd.read_file(args.aoi_file).to_crs(4326).total_bounds)
+    items = search_items(api_url, bbox=bbox, datetime=DATES)
+    so = (common_scale_offset(items, "red"), common_scale_offset(items, "nir"))
+    threads = os.cpu_count() or 1
+    print(f"{len(items)} scenes over the island, {DATES}; {threads} cores")
+
+    with rasterio.Env(**GDAL_ENV):
+        # warm-up: every file once, so neither measurement pays the cold disk cache alone
+        jobs = overview_windows(items, bbox)
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(read_window, jobs))
+
+        t_workshop, (workshop, centre) = _timed(lambda: point_series_workshop(items, bbox, so))
+        t_notebook, (notebook, n_point_items) = _timed(lambda: point_series_notebook(items, centre, so))
+    same_dates = [str(t)[:10] for t in workshop.time.values] == [str(t)[:10] for t in notebook.time.values]
+    same_values = same_dates and np.array_equal(workshop.values, notebook.values)
+    speedup = t_workshop / t_notebook
+    print(f"point time series at x={centre[0]:.0f}, y={centre[1]:.0f}: {notebook.sizes['time']} clear days")
+    print(f"  workshop (2048 chunks, {len(items)} scenes): {t_workshop:8.2f} s")
+    print(f"  notebook (one pixel, {n_point_items} scenes):    {t_notebook:8.2f} s")
+    print(f"  speed-up: {speedup:.1f}x (target >= 20x); same values: {same_values}")
+
+    cube = odc.stac.load(items, bands=list(BANDS), groupby="solar_day",
+                         chunks={"x": WORKSHOP_CHUNKS, "y": WORKSHOP_CHUNKS},
+                         resolution=RESOLUTION, use_overviews=True, bbox=bbox, crs=CRS)
+    cube_pixels = int(sum(cube[b].size for b in BANDS))
+    with rasterio.Env(**GDAL_ENV):
+        t_cube, _ = _timed(lambda: cube.compute(scheduler="threads"))
+        with ThreadPoolExecutor(threads) as pool:
+            t_plain, sizes = _timed(lambda: list(pool.map(read_window, jobs)))
+    plain_pixels = int(sum(sizes))
+    cube_rate, plain_rate = cube_pixels / t_cube, plain_pixels / t_plain
+    print(f"full cube {dict(cube.sizes)} x {len(BANDS)} bands at {RESOLUTION} m:")
+    print(f"  odc-stac + dask threads: {cube_pixels / 1e6:8.1f} Mpixel in {t_cube:6.2f} s = {cube_rate / 1e6:6.1f} Mpixel/s")
+    print(f"  plain rasterio windows:  {plain_pixels / 1e6:8.1f} Mpixel in {t_plain:6.2f} s = {plain_rate / 1e6:6.1f} Mpixel/s")
+    print(f"  wall-time ratio odc-stac / rasterio: {t_cube / t_plain:.2f}")
+
+    result = {
+        "machine": {"cores": threads, "python": platform.python_version(), "odc_stac": odc.stac.__version__},
+        "scenes": len(items),
+        "point_series": {
+            "pixel_centre": list(centre), "clear_days": int(notebook.sizes["time"]),
+            "workshop_seconds": t_workshop, "notebook_seconds": t_notebook,
+            "workshop_scenes": len(items), "notebook_scenes": n_point_items,
+            "speedup": speedup, "target_speedup": 20, "same_values": bool(same_values),
+        },
+        "full_cube": {
+            "bands": list(BANDS), "resolution": RESOLUTION, "shape": {k: int(v) for k, v in cube.sizes.items()},
+            "odc_stac_seconds": t_cube, "odc_stac_pixels": cube_pixels, "odc_stac_pixels_per_second": cube_rate,
+            "rasterio_seconds": t_plain, "rasterio_pixels": plain_pixels, "rasterio_pixels_per_second": plain_rate,
+            "wall_time_ratio": t_cube / t_plain,
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
