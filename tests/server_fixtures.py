@@ -14,10 +14,17 @@ than a numeric one ("10.5" < "2" as text; 10.5 > 2 as numbers).
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
+from pystac_client import Client
+
+from helpers import server
+from helpers.server.cluster import Cluster
 
 POINT = (27.95, 36.20)
 ISLAND_BBOX = (27.68, 35.87, 28.25, 36.46)
@@ -177,3 +184,45 @@ def write_catalogue(data_dir: Path) -> Path:
 def band_path(scene_id: str) -> str:
     """The COG of a scene, relative to the data folder."""
     return _band_path(next(s for s in SCENES if s.id == scene_id))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Served:
+    """The fixture server: its data folder, port and cluster."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.cluster = Cluster.for_data_dir(data_dir)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        return server.start(port=self.port, data_dir=self.data_dir)
+
+    def client(self) -> Client:
+        return Client.open(self.start())
+
+    def state(self) -> dict:
+        return json.loads((self.cluster.home / "server.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    data_dir = write_catalogue(tmp_path_factory.mktemp("server") / "data")
+    s = Served(data_dir, free_port())
+    s.start()
+    try:
+        yield s
+    finally:
+        server.stop(data_dir=data_dir)
+        s.cluster.destroy()
+
+

@@ -31,48 +31,9 @@ from helpers import paths, server
 from helpers.server import cluster as cluster_module
 from helpers.server.catalogue import CatalogueError
 from helpers.server.cluster import Cluster, ClusterError
+from server_fixtures import Served, free_port, served  # noqa: F401  (served: fixture)
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Served:
-    """The fixture server: its data folder, port and cluster."""
-
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.data_dir = data_dir
-        self.port = port
-        self.cluster = Cluster.for_data_dir(data_dir)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> str:
-        return server.start(port=self.port, data_dir=self.data_dir)
-
-    def client(self) -> Client:
-        return Client.open(self.start())
-
-    def state(self) -> dict:
-        return json.loads((self.cluster.home / "server.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    data_dir = fx.write_catalogue(tmp_path_factory.mktemp("server") / "data")
-    s = Served(data_dir, free_port())
-    s.start()
-    try:
-        yield s
-    finally:
-        server.stop(data_dir=data_dir)
-        s.cluster.destroy()
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:

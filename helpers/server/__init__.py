@@ -102,7 +102,8 @@ def _is_our_uvicorn(pid: int) -> bool:
         cmdline = " ".join(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-    return "uvicorn" in cmdline and "helpers.server.app:create_app" in cmdline
+    # helpers.server.app:create_app: servers started by uvicorn's own CLI before serve.py existed.
+    return "helpers.server.serve" in cmdline or "helpers.server.app:create_app" in cmdline
 
 
 def _running_server(cluster: Cluster) -> ServerState | None:
@@ -238,11 +239,7 @@ def _launch(cluster: Cluster, data_dir: Path, port: int) -> ServerState:
     log = _api_log(cluster)
     with open(log, "w") as log_stream:
         process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "helpers.server.app:create_app", "--factory",
-                "--host", "127.0.0.1", "--port", str(port),
-                "--timeout-graceful-shutdown", "3",
-            ],
+            [sys.executable, "-m", "helpers.server.serve", "--port", str(port)],
             cwd=cluster.home,  # no stray .env file is read from the caller's folder
             env=env,
             stdin=subprocess.DEVNULL,

@@ -24,9 +24,10 @@ from stac_fastapi.extensions.sort.sort import SortConformanceClasses
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpers.server.names import DATA_ROUTE, ENV_DATA_DIR, ENV_DSN
+from helpers.server.query import FullQueryExtension
 
 
 SORT_V1_0 = {
@@ -66,6 +67,42 @@ class DataFiles(StaticFiles):
         return await super().get_response(path, scope)
 
 
+class GeoJSONContentType:
+    """Label item searches ``application/geo+json`` also when the Fields extension is used.
+
+    stac-fastapi-pgstac answers a search with ``fields`` through a plain JSONResponse
+    (``application/json``), although the body is the same GeoJSON FeatureCollection;
+    the STAC API spec (and stac-api-validator) expect ``application/geo+json``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    @staticmethod
+    def _is_item_search(path: str) -> bool:
+        parts = path.rstrip("/").split("/")
+        return path.rstrip("/") == "/search" or (
+            len(parts) >= 4 and parts[1] == "collections" and parts[3] == "items"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._is_item_search(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+
+        async def relabel(message: Message) -> None:
+            if message["type"] == "http.response.start" and message.get("status") == 200:
+                message["headers"] = [
+                    (k, b"application/geo+json")
+                    if k.lower() == b"content-type" and v.startswith(b"application/json")
+                    else (k, v)
+                    for k, v in message.get("headers", [])
+                ]
+            await send(message)
+
+        await self.app(scope, receive, relabel)
+
+
 async def _bad_search(request: Request, exc: Exception) -> JSONResponse:
     """A search pgstac cannot run because of its input is the client's error: HTTP 400.
 
@@ -97,6 +134,7 @@ def create_app() -> FastAPI:
     extensions = Extensions(
         settings=settings,
         search_map={
+            "query": FullQueryExtension(),
             "sort": SearchSortExtension(
                 conformance_classes=[
                     SortConformanceClasses.ITEM_SEARCH_SORT,
@@ -117,6 +155,9 @@ def create_app() -> FastAPI:
     )
     api = instantiate_api(settings=settings, extensions=extensions, lifespan=lifespan)
     api.app.add_exception_handler(asyncpg.exceptions.DataError, _bad_search)
+    # pgstac's RAISE EXCEPTION on a search it cannot translate (unknown CQL2 operator, ...).
+    api.app.add_exception_handler(asyncpg.exceptions.RaiseError, _bad_search)
     api.app.add_exception_handler(json.JSONDecodeError, _bad_search)
+    api.app.add_middleware(GeoJSONContentType)
     api.app.mount(DATA_ROUTE, DataFiles(directory=data_dir, follow_symlink=False), name="data")
     return api.app
