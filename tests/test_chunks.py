@@ -1,0 +1,180 @@
+"""helpers.chunks: block-aligned chunk suggestions from a COG's header.
+
+Rasters are written here with known block shapes; every expected chunk size is worked
+out by hand in the test (block bytes, blocks per target, rounding), not by the helper.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rioxarray
+from rasterio.transform import from_origin
+
+from helpers import paths
+from helpers.chunks import NotTiledError, configure_gdal, suggest_chunks
+
+
+def _write(path: Path, height: int, width: int, dtype: str = "uint16", **layout) -> Path:
+    profile = dict(
+        driver="GTiff", height=height, width=width, count=1, dtype=dtype, nodata=0,
+        crs="EPSG:32635", transform=from_origin(499980, 4100040, 10, 10), **layout,
+    )
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.arange(height * width, dtype="uint32").reshape(height, width).astype(dtype), 1)
+    return path
+
+
+@pytest.fixture
+def tiled(tmp_path: Path) -> Path:
+    """1000 x 1200 uint16 in 256 x 256 tiles: one tile is 256 * 256 * 2 = 131072 bytes."""
+    return _write(tmp_path / "tiled.tif", 1000, 1200, tiled=True, blockxsize=256, blockysize=256)
+
+
+def test_chunks_are_whole_blocks_near_the_target(tiled: Path) -> None:
+    # 0.5 MB / 131072 B = 3.8 blocks -> 2 x 2 blocks = 512 x 512 pixels
+    suggestion = suggest_chunks(tiled, target_mb=0.5)
+    assert suggestion.block_shape == (256, 256)
+    assert suggestion.raster_shape == (1000, 1200)
+    assert suggestion.chunks == {"band": 1, "y": 512, "x": 512}
+    assert suggestion.n_chunks == 2 * 3  # ceil(1000/512) * ceil(1200/512)
+    assert suggestion.chunk_mb == pytest.approx(512 * 512 * 2 / 1e6)
+
+
+def test_a_bigger_target_takes_more_blocks(tiled: Path) -> None:
+    # 1.2 MB / 131072 B = 9.2 blocks -> 3 x 3 blocks = 768 x 768 pixels
+    assert suggest_chunks(tiled, target_mb=1.2).chunks == {"band": 1, "y": 768, "x": 768}
+
+
+def test_chunks_never_exceed_the_band(tiled: Path) -> None:
+    assert suggest_chunks(tiled, target_mb=500).chunks == {"band": 1, "y": 1000, "x": 1200}
+
+
+def test_a_tiny_target_still_gives_one_block(tiled: Path) -> None:
+    assert suggest_chunks(tiled, target_mb=0.001).chunks == {"band": 1, "y": 256, "x": 256}
+
+
+def test_non_square_blocks_and_wider_data_types(tmp_path: Path) -> None:
+    # float32 512 x 256 (rows x cols) blocks: 512 * 256 * 4 = 524288 B;
+    # 2.2 MB / 524288 B = 4.2 blocks -> 2 x 2 blocks = 1024 rows x 512 columns
+    path = _write(tmp_path / "f32.tif", 3000, 3000, "float32", tiled=True, blockxsize=256, blockysize=512)
+    suggestion = suggest_chunks(path, target_mb=2.2)
+    assert suggestion.block_shape == (512, 256)
+    assert suggestion.dtype == "float32"
+    assert suggestion.chunks == {"band": 1, "y": 1024, "x": 512}
+
+
+def test_the_explanation_names_blocks_chunks_and_sizes(tiled: Path) -> None:
+    text = suggest_chunks(tiled, target_mb=0.5).explanation
+    for expected in ("256 x 256 blocks of uint16", "2 x 2 blocks = 512 x 512 pixels", "6 chunks"):
+        assert expected in text
+
+
+def test_rioxarray_accepts_the_chunks_and_reads_whole_blocks(tiled: Path) -> None:
+    chunks = suggest_chunks(tiled, target_mb=0.5).chunks
+    band = rioxarray.open_rasterio(tiled, chunks=chunks)
+    assert band.chunks == ((1,), (512, 488), (512, 512, 176))
+
+
+def test_an_untiled_file_says_to_convert_it(tmp_path: Path) -> None:
+    path = _write(tmp_path / "strips.tif", 1000, 1200, tiled=False, blockysize=8)
+    with pytest.raises(NotTiledError, match="not tiles.*gdal_translate -of COG"):
+        suggest_chunks(path)
+
+
+def test_a_missing_file_says_how_to_get_the_data(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="make data"):
+        suggest_chunks(tmp_path / "red.tif")
+
+
+def test_a_file_that_is_not_a_raster_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "red.tif"
+    path.write_text("not a GeoTIFF")
+    with pytest.raises(OSError, match="could not open .*red.tif as a raster"):
+        suggest_chunks(path)
+
+
+@pytest.mark.parametrize("target_mb", [0, -1, float("nan"), "8"])
+def test_a_bad_target_is_refused(tiled: Path, target_mb) -> None:
+    with pytest.raises(ValueError, match="target_mb must be a positive number"):
+        suggest_chunks(tiled, target_mb=target_mb)
+
+
+def test_configure_gdal_applies_to_every_thread() -> None:
+    from rasterio.env import get_gdal_config
+
+    from rasterio.env import set_gdal_config
+
+    before = get_gdal_config("GDAL_CACHEMAX")
+    try:
+        configure_gdal(cache_mb=48)
+        seen: list = []
+        worker = threading.Thread(target=lambda: seen.append(get_gdal_config("GDAL_CACHEMAX")))
+        worker.start()
+        worker.join()
+        assert seen == [48]
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
+
+
+# --- over HTTP -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_dir(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A loopback HTTP server with Range support (starlette's StaticFiles) over tmp_path."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = Starlette(routes=[Mount("/data", StaticFiles(directory=tmp_path))])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the test's HTTP server did not start"
+    yield f"http://127.0.0.1:{port}/data", tmp_path
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_an_http_href_is_read_from_the_header(http_dir: tuple[str, Path]) -> None:
+    url, folder = http_dir
+    _write(folder / "red.tif", 1000, 1200, tiled=True, blockxsize=256, blockysize=256)
+    suggestion = suggest_chunks(f"{url}/red.tif", target_mb=0.5)
+    assert suggestion.block_shape == (256, 256)
+    assert suggestion.chunks == {"band": 1, "y": 512, "x": 512}
+
+
+def test_a_missing_http_href_names_the_url(http_dir: tuple[str, Path]) -> None:
+    url, _ = http_dir
+    with pytest.raises(OSError, match=r"could not open http://127\.0\.0\.1:\d+/data/nir\.tif"):
+        suggest_chunks(f"{url}/nir.tif")
+
+
+@pytest.mark.slow
+def test_the_workshop_scene_through_the_embedded_api(api: str) -> None:
+    """Earth Search's layout, 1024 x 1024 uint16 blocks (2.1 MB): 8 MB -> 2 x 2 blocks."""
+    from pystac_client import Client
+
+    item = next(Client.open(api).search(collections=[paths.COLLECTION], ids=["S2A_35SNA_20230827_0_L2A"]).items())
+    href = item.assets["red"].href
+    assert href.startswith(api)
+    suggestion = suggest_chunks(href)
+    assert suggestion.block_shape == (1024, 1024)
+    assert suggestion.raster_shape == (10980, 10980)
+    assert suggestion.chunks == {"band": 1, "y": 2048, "x": 2048}
+    assert suggestion.n_chunks == 36
