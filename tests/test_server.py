@@ -371,3 +371,33 @@ def test_missing_postgresql_says_what_to_install(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(cluster_module.glob, "glob", lambda pattern: [])
     with pytest.raises(ClusterError, match="postgresql-15-postgis-3"):
         cluster_module.find_bindir()
+
+
+def test_cluster_home_for_root_is_reachable_by_postgres(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("RHODES_PGSTAC_DIR", raising=False)
+    monkeypatch.setattr(cluster_module.os, "geteuid", lambda: 0)
+    home = cluster_module.default_home(tmp_path / "data")
+    assert home.parent == Path("/var/tmp")  # not inside a clone whose parents may be mode 700
+    assert home != cluster_module.default_home(tmp_path / "other-data")  # one cluster per data folder
+
+
+def test_cluster_home_for_a_user_is_in_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("RHODES_PGSTAC_DIR", raising=False)
+    monkeypatch.setattr(cluster_module.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/home/learner/.cache")  # only computed, not created
+    assert cluster_module.default_home(tmp_path / "data").parent == Path("/home/learner/.cache/rhodes-pgstac")
+    # A cache path too long for a Unix socket falls back to the temporary folder.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ("x" * 120)))
+    home = cluster_module.default_home(tmp_path / "data")
+    assert len(str(home / "run" / ".s.PGSQL.5432")) < 108
+
+
+def test_reset_deletes_the_cluster_and_start_rebuilds_it(unserved_data: Path) -> None:
+    port = free_port()
+    home = Cluster.for_data_dir(unserved_data).home
+    server.start(port=port, data_dir=unserved_data)
+    assert "Deleted the cluster" in server.reset(unserved_data)
+    assert not home.exists()
+    url = server.start(port=port, data_dir=unserved_data)
+    assert Client.open(url).search(collections=["sentinel-2-l2a"]).matched() == len(fx.SCENES)
+    server.stop(unserved_data)

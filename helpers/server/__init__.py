@@ -41,6 +41,7 @@ __all__ = [
     "ServerError",
     "embedded_api",
     "ensure_api",
+    "reset",
     "root_url",
     "start",
     "status",
@@ -287,6 +288,14 @@ def _terminate(pid: int, timeout: float = 10) -> None:
 
 
 # -- public API ----------------------------------------------------------------------
+def _cluster(data_dir: Path) -> Cluster:
+    """The cluster of ``data_dir``, or a ServerError saying what to install."""
+    try:
+        return Cluster.for_data_dir(data_dir)
+    except ClusterError as exc:
+        raise ServerError(str(exc)) from exc
+
+
 def start(port: int = paths.PORT, data_dir: Path = paths.DATA_DIR) -> str:
     """Start (or reuse) the embedded API for ``data_dir`` on ``port``; returns its root URL.
 
@@ -296,10 +305,7 @@ def start(port: int = paths.PORT, data_dir: Path = paths.DATA_DIR) -> str:
     """
     data_dir = Path(data_dir).resolve()
     url = root_url(port)
-    try:
-        cluster = Cluster.for_data_dir(data_dir)
-    except ClusterError as exc:
-        raise ServerError(str(exc)) from exc
+    cluster = _cluster(data_dir)
     with _locked(cluster):
         running = _running_server(cluster)
         if running is not None and running.port != port:
@@ -341,6 +347,16 @@ def stop(data_dir: Path = paths.DATA_DIR) -> str:
     return f"Stopped {' and '.join(stopped)}."
 
 
+def reset(data_dir: Path = paths.DATA_DIR) -> str:
+    """Stop everything and delete the private cluster; the next start rebuilds it."""
+    data_dir = Path(data_dir).resolve()
+    stopped = stop(data_dir)
+    cluster = _cluster(data_dir)
+    existed = cluster.home.exists()
+    cluster.destroy()
+    return f"{stopped} " + (f"Deleted the cluster in {cluster.home}." if existed else "No cluster to delete.")
+
+
 def status(data_dir: Path = paths.DATA_DIR) -> str:
     """What runs where, in a few human-readable lines."""
     data_dir = Path(data_dir).resolve()
@@ -377,10 +393,7 @@ def embedded_api(port: int | None = None, data_dir: Path = paths.DATA_DIR) -> It
     """Run the embedded API for a block (tests); stops on exit only what it started."""
     data_dir = Path(data_dir).resolve()
     port = paths.PORT if port is None else port
-    try:
-        cluster = Cluster.for_data_dir(data_dir)
-    except ClusterError as exc:
-        raise ServerError(str(exc)) from exc
+    cluster = _cluster(data_dir)
     api_was_running = _running_server(cluster) is not None
     pg_was_running = cluster.is_running()
     url = start(port, data_dir)
@@ -416,7 +429,7 @@ def ensure_api(api_url: str) -> str:
     if not _is_embedded_default(api_url):
         return api_url
     url = root_url(paths.PORT)
-    cluster = Cluster.for_data_dir(paths.DATA_DIR.resolve())
+    cluster = _cluster(paths.DATA_DIR.resolve())
     if _running_server(cluster) is not None:
         start(paths.PORT, paths.DATA_DIR)  # reuses it; reloads the catalogue if it was rebuilt
         print(f"Using the embedded STAC API already running at {url} (offline Rhodes catalogue)")
