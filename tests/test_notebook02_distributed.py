@@ -1,0 +1,126 @@
+"""Notebook 02 on a real ``dask.distributed`` cluster: a ``dask scheduler`` and a
+``dask worker`` started as separate processes on loopback, the notebook run by papermill
+with ``scheduler="tcp://127.0.0.1:PORT"`` and the bands read over HTTP from the embedded
+API (``read_from="stac"``), as a learner on a real cluster would.
+
+The notebook writes two results into ``output_dir``: the NDVI COG computed with threads
+in this process, and every 10th pixel of the NDVI computed on the cluster. They must be
+equal, and both must match NDVI worked out here with plain NumPy from the local bands.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from helpers import notebooks, paths
+
+NOTEBOOK = notebooks.NOTEBOOK_DIR / "02-parallel-raster-computations.ipynb"
+DASK = str(Path(sys.executable).with_name("dask"))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def dask_scheduler(tmp_path: Path) -> Iterator[str]:
+    """``dask scheduler`` + ``dask worker`` (2 processes, 1 thread each) on 127.0.0.1."""
+    from dask.distributed import Client
+
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    log = (tmp_path / "dask.log").open("w")
+    scheduler = subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    worker = subprocess.Popen(
+        [DASK, "worker", address, "--host", "127.0.0.1", "--nworkers", "2", "--nthreads", "1",
+         "--no-dashboard", "--memory-limit", "4GB"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        _stop(worker)
+        _stop(scheduler)
+        log.close()
+
+
+def _numpy_ndvi_every_10th_pixel() -> np.ndarray:
+    """NDVI from the local bands, by the textbook formula in float64, no data (DN 0) as NaN.
+
+    The workshop scene's item has ``earthsearch:boa_offset_applied``: reflectance is
+    DN * 0.0001 for both bands, and a common scale cancels out of the ratio.
+    """
+    bands = []
+    for name in ("red", "nir"):
+        with rasterio.open(paths.WORKSHOP_SCENE_DIR / f"{name}.tif") as src:
+            bands.append(src.read(1)[::10, ::10].astype(np.float64))
+    red, nir = bands
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = (nir - red) / (nir + red)
+    expected[(red == 0) | (nir == 0)] = np.nan
+    return expected
+
+
+@pytest.mark.slow
+def test_the_notebook_on_a_dask_cluster_equals_the_threaded_result(
+    api: str, dask_scheduler: str, tmp_path: Path
+) -> None:
+    from dask.distributed import Client
+
+    out = tmp_path / "outputs"
+    notebooks.execute(
+        NOTEBOOK,
+        tmp_path / NOTEBOOK.name,
+        parameters={"api_url": api, "read_from": "stac", "scheduler": dask_scheduler, "output_dir": str(out)},
+    )
+
+    with rasterio.open(out / "ndvi_every_10th_pixel.tif") as src:
+        on_cluster = src.read(1)
+    with rasterio.open(out / "ndvi.tif") as cog:
+        assert cog.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        threaded = cog.read(1)[::10, ::10]
+    assert on_cluster.shape == (1098, 1098)
+    np.testing.assert_array_equal(on_cluster, threaded)  # NaN where NaN, same floats elsewhere
+
+    expected = _numpy_ndvi_every_10th_pixel()
+    np.testing.assert_allclose(on_cluster, expected, atol=1e-6, equal_nan=True)
+    assert 0.01 < np.isnan(expected).mean() < 0.5  # the scene has no data outside its swath, not everywhere
+
+    with Client(dask_scheduler, timeout="30s") as client:
+        ran = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+    assert any("ndvi" in prefix for prefix in ran), ran
+
+
+@pytest.mark.slow
+def test_an_unknown_scheduler_is_refused(api: str, tmp_path: Path) -> None:
+    from papermill.exceptions import PapermillExecutionError
+
+    with pytest.raises(PapermillExecutionError, match="scheduler must be"):
+        notebooks.execute(
+            NOTEBOOK,
+            tmp_path / NOTEBOOK.name,
+            parameters={"api_url": api, "scheduler": "processes", "output_dir": str(tmp_path / "out")},
+        )
