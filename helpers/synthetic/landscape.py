@@ -1,0 +1,220 @@
+"""The ground under the scenes: island outline, land cover, villages and the fire.
+
+Computed once per build on a 20 m "world" grid around Rhodes (aligned with every MGRS
+tile's 20 m grid), then turned into *ground codes*: small integers that index spectral
+look-up tables (:mod:`helpers.synthetic.scene`). Codes keep the rasters low-entropy, so
+DEFLATE compresses them fast and small, while each item still differs by its clouds, the
+fire's progress and a per-date radiometric change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+from affine import Affine
+from rasterio import features
+from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.ops import unary_union
+
+from helpers.synthetic import scenario
+
+# --------------------------------------------------------------------- the island
+
+RHODES_OUTLINE: list[tuple[float, float]] = [
+    # hand-made from the coastline's main capes and bays (lon, lat), clockwise from
+    # the northern tip; about 1400 km2 like the real island
+    (28.225, 36.458), (28.240, 36.432), (28.238, 36.405), (28.246, 36.382),
+    (28.225, 36.352), (28.205, 36.330), (28.190, 36.300), (28.170, 36.270),
+    (28.160, 36.245), (28.150, 36.228), (28.135, 36.205), (28.118, 36.180),
+    (28.100, 36.160), (28.085, 36.125), (28.095, 36.095), (28.070, 36.070),
+    (28.030, 36.055), (27.985, 36.035), (27.940, 36.010), (27.900, 35.975),
+    (27.865, 35.935), (27.820, 35.905), (27.775, 35.875), (27.745, 35.905),
+    (27.745, 35.955), (27.760, 36.010), (27.745, 36.055), (27.715, 36.095),
+    (27.685, 36.130), (27.700, 36.165), (27.745, 36.200), (27.790, 36.235),
+    (27.835, 36.270), (27.890, 36.310), (27.935, 36.340), (27.985, 36.365),
+    (28.040, 36.390), (28.090, 36.410), (28.130, 36.420), (28.170, 36.435),
+    (28.200, 36.450),
+]
+
+VILLAGES: list[tuple[str, float, float, float]] = [
+    # name, lon, lat, radius (m)
+    ("Rhodes", 28.212, 36.432, 1700), ("Ialysos", 28.155, 36.415, 900),
+    ("Kremasti", 28.118, 36.405, 700), ("Paradisi", 28.088, 36.393, 600),
+    ("Faliraki", 28.195, 36.340, 700), ("Kalythies", 28.170, 36.330, 450),
+    ("Afandou", 28.165, 36.290, 600), ("Archangelos", 28.115, 36.215, 800),
+    ("Lindos", 28.082, 36.095, 400), ("Lardos", 28.010, 36.088, 450),
+    ("Gennadi", 27.925, 36.025, 400), ("Kattavia", 27.780, 35.955, 350),
+    ("Apolakkia", 27.800, 36.050, 400), ("Embonas", 27.860, 36.230, 450),
+    ("Laerma", 27.955, 36.160, 300), ("Asklipio", 27.990, 36.065, 300),
+    ("Salakos", 27.950, 36.290, 300),
+]
+
+# --------------------------------------------------------------------- world grid
+
+WORLD_RES = 20
+WORLD_X0, WORLD_Y0 = 556_000, 4_040_000  # upper-left, multiples of 20 m like every tile
+WORLD_WIDTH, WORLD_HEIGHT = 3_100, 3_800  # 62 km x 76 km around the island
+WORLD_TRANSFORM = Affine(WORLD_RES, 0, WORLD_X0, 0, -WORLD_RES, WORLD_Y0)
+
+# --------------------------------------------------------------------- ground codes
+
+NODATA = 0
+SEA = 1
+VEG_LEVELS = 32  # vegetation fraction 0..0.95 in 32 steps
+SOIL_LEVELS = 8  # soil brightness
+LAND0 = 2  # LAND0 + veg * SOIL_LEVELS + soil
+VILLAGE0 = LAND0 + VEG_LEVELS * SOIL_LEVELS  # 4 variants
+VILLAGE_LEVELS = 4
+BURNED0 = VILLAGE0 + VILLAGE_LEVELS  # BURNED0 + severity * SOIL_LEVELS + soil
+BURN_LEVELS = 8
+N_GROUND = BURNED0 + BURN_LEVELS * SOIL_LEVELS
+
+FIRE_START = dt.datetime(2023, 7, 18, 10, 0, tzinfo=dt.timezone.utc)  # ~13:00 local
+FIRE_END = dt.datetime(2023, 7, 27, 12, 0, tzinfo=dt.timezone.utc)
+IGNITION = (27.960, 36.152)  # near Laerma
+TARGET_SCAR_KM2 = 150.0
+
+
+def island() -> Polygon:
+    """The island outline in lon/lat (EPSG:4326)."""
+    return Polygon(RHODES_OUTLINE)
+
+
+def smooth_noise(shape: tuple[int, int], cell: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian-interpolated value noise, roughly N(0, 1), features ~``cell`` pixels wide.
+
+    Separable: fine = Wy @ coarse @ Wx.T with Gaussian weights, which is fast for
+    any size and needs only numpy.
+    """
+    h, w = shape
+    ch, cw = int(np.ceil(h / cell)) + 4, int(np.ceil(w / cell)) + 4
+    coarse = rng.standard_normal((ch, cw))
+
+    def weights(n: int, m: int) -> np.ndarray:
+        u = (np.arange(n) + 0.5) / cell + 2.0
+        d = u[:, None] - np.arange(m)[None, :]
+        wts = np.exp(-(d / 0.85) ** 2)
+        return wts / wts.sum(axis=1, keepdims=True)
+
+    out = weights(h, ch) @ coarse @ weights(w, cw).T
+    out /= max(float(out.std()), 1e-9)
+    return np.round(out, 4)  # rounding keeps results stable across BLAS builds
+
+
+def box_blur(a: np.ndarray, radius: int, passes: int = 2) -> np.ndarray:
+    """Box filter by cumulative sums, repeated (≈ Gaussian); edges clamp."""
+    out = a.astype(np.float64)
+    for _ in range(passes):
+        for axis in (0, 1):
+            pad = [(0, 0), (0, 0)]
+            pad[axis] = (radius + 1, radius)
+            c = np.cumsum(np.pad(out, pad, mode="edge"), axis=axis)
+            n = out.shape[axis]
+            hi = np.take(c, np.arange(2 * radius + 1, 2 * radius + 1 + n), axis=axis)
+            lo = np.take(c, np.arange(0, n), axis=axis)
+            out = (hi - lo) / (2 * radius + 1)
+    return out
+
+
+def _rasterize_world(geom_utm, value: int = 1) -> np.ndarray:
+    return features.rasterize(
+        [(geom_utm, value)], out_shape=(WORLD_HEIGHT, WORLD_WIDTH),
+        transform=WORLD_TRANSFORM, fill=0, dtype="uint8",
+    ).astype(bool)
+
+
+def _world_xy() -> tuple[np.ndarray, np.ndarray]:
+    x = WORLD_X0 + (np.arange(WORLD_WIDTH) + 0.5) * WORLD_RES
+    y = WORLD_Y0 - (np.arange(WORLD_HEIGHT) + 0.5) * WORLD_RES
+    return x, y
+
+
+@dataclass
+class World:
+    """Static ground of the scenario at 10 m, plus the fire's arrival field at 20 m."""
+
+    ground10: np.ndarray  # uint16 codes, (2*H, 2*W), no fire
+    burned10: np.ndarray  # uint16 codes if burned, same shape
+    arrival20: np.ndarray  # float32, 0..1 inside the scar (fraction of fire duration), inf outside
+    scar_window: tuple[slice, slice]  # 20 m window holding the whole scar
+    scar_utm: MultiPolygon  # exact outline of the final scar (pixel edges)
+    land20: np.ndarray  # bool
+
+
+def build_world(seed: int) -> World:
+    """Land cover, villages and the burn scar around Rhodes; deterministic for a seed."""
+    rng = np.random.default_rng([seed, 20230718])
+    grid_shape = (WORLD_HEIGHT, WORLD_WIDTH)
+    land = _rasterize_world(scenario.to_utm(island()))
+    inland = np.clip(box_blur(land.astype(np.float32), 40) * 1.6 - 0.3, 0, 1)
+
+    big = smooth_noise(grid_shape, 300, rng)
+    mid = smooth_noise(grid_shape, 70, rng)
+    small = smooth_noise(grid_shape, 15, rng)
+    x, y = _world_xy()
+    # pine forest in the centre-south hills (where the 2023 fire burned), drier north-west
+    ix, iy = scenario._TO_UTM.transform(*IGNITION)
+    forest = np.exp(-(((x[None, :] - ix + 3000) / 16000) ** 2 + ((y[:, None] - iy + 2000) / 14000) ** 2))
+    fv = 0.30 + 0.25 * inland + 0.30 * forest + 0.10 * big + 0.07 * mid + 0.04 * small
+    fv = np.clip(fv, 0.03, 0.95)
+    veg = np.clip(np.round(fv / 0.95 * (VEG_LEVELS - 1)), 0, VEG_LEVELS - 1).astype(np.uint16)
+    soil = np.clip(np.round(3.5 + 1.6 * smooth_noise(grid_shape, 40, rng)), 0, SOIL_LEVELS - 1).astype(np.uint16)
+
+    villages = np.zeros(grid_shape, dtype=np.uint16)  # 0 = none, else 1 + variant
+    wobble = smooth_noise(grid_shape, 8, rng)
+    for k, (_, lon, lat, radius) in enumerate(VILLAGES):
+        vx, vy = scenario._TO_UTM.transform(lon, lat)
+        c0 = max(int((vx - 1.5 * radius - WORLD_X0) // WORLD_RES), 0)
+        c1 = min(int((vx + 1.5 * radius - WORLD_X0) // WORLD_RES) + 1, WORLD_WIDTH)
+        r0 = max(int((WORLD_Y0 - vy - 1.5 * radius) // WORLD_RES), 0)
+        r1 = min(int((WORLD_Y0 - vy + 1.5 * radius) // WORLD_RES) + 1, WORLD_HEIGHT)
+        win = (slice(r0, r1), slice(c0, c1))
+        wx, wy = x[c0:c1][None, :] - vx, y[r0:r1][:, None] - vy
+        village = (np.hypot(wx, wy) / radius + 0.25 * wobble[win] < 1.0) & land[win]
+        variant = ((np.floor(wx / 60) + np.floor(wy / 60) + k) % VILLAGE_LEVELS).astype(np.uint16)
+        villages[win][village] = 1 + variant[village]
+
+    # ---- the fire: anisotropic spread from Laerma, mostly south and south-east;
+    # the scar is the connected region first reached, over burnable land
+    dx, dy = x[None, :] - ix, y[:, None] - iy
+    along = 0.30 * dx - 0.95 * dy  # towards SSE
+    across = 0.95 * dx + 0.30 * dy
+    dist = np.hypot(np.where(along > 0, along / 1.5, along / 0.8), across / 1.1)
+    arrival = dist * (1 + 0.12 * mid + 0.06 * small)
+    burnable = land & (villages == 0) & (veg >= 8)
+    order = np.sort(arrival[burnable])
+    limit = order[int(TARGET_SCAR_KM2 * 1e6 / WORLD_RES**2)]
+    candidate = burnable & (arrival <= limit)
+    parts = [shape(g) for g, v in features.shapes(candidate.astype(np.uint8), mask=candidate,
+                                                   transform=WORLD_TRANSFORM) if v == 1]
+    main = max(parts, key=lambda g: g.area)
+    scar_utm = MultiPolygon([main])
+    scar = _rasterize_world(main)
+    arrival20 = np.where(scar, arrival / limit, np.inf).astype(np.float32)
+    rows, cols = np.nonzero(scar)
+    scar_window = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+
+    # ---- codes at 10 m: each 20 m pixel gives 2 x 2 equal 10 m pixels (a +-1 level
+    # texture at 20 m keeps the land grainy); repeated rows make DEFLATE fast and small
+    def up(a: np.ndarray) -> np.ndarray:
+        return np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)
+
+    grain = rng.integers(-1, 2, size=veg.shape, dtype=np.int16)
+    veg10 = up(np.clip(veg.astype(np.int16) + grain, 0, VEG_LEVELS - 1).astype(np.uint16))
+    soil10 = up(soil)
+    land10 = up(land)
+    vill10 = up(villages)
+    ground10 = np.where(land10, LAND0 + veg10 * SOIL_LEVELS + soil10, SEA).astype(np.uint16)
+    in_village = vill10 > 0
+    ground10[in_village] = VILLAGE0 + vill10[in_village] - 1
+    severity = np.minimum(veg10 // (VEG_LEVELS // BURN_LEVELS), BURN_LEVELS - 1)
+    burned10 = np.where(land10 & ~in_village, BURNED0 + severity * SOIL_LEVELS + soil10, ground10).astype(np.uint16)
+    return World(ground10, burned10, arrival20, scar_window, scar_utm, land)
+
+
+def fire_progress(when: dt.datetime) -> float:
+    """Share of the fire's duration elapsed at ``when`` (0 before, 1 after)."""
+    total = (FIRE_END - FIRE_START).total_seconds()
+    return float(np.clip((when - FIRE_START).total_seconds() / total, 0.0, 1.0))

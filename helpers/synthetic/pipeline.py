@@ -1,0 +1,274 @@
+"""Build the whole offline catalogue, or skip it when the stamp says it is up to date."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+from affine import Affine
+
+from helpers import paths
+from helpers.synthetic import files, landscape, scenario, scene, stac
+
+GENERATOR_VERSION = "1"
+"""Bump whenever the output changes: a stamp with another version means out of date."""
+
+DEFAULT_SEED = 20230718
+
+STAMP = ".rhodes-data.json"
+"""Written last in the data folder: generator version, seed and every file with its size."""
+
+AOI_LAYER = "rhodes"
+SCAR_LAYER = "burn_scar_truth"
+_MANAGED_DIRS = ("stac", "sentinel-s2-l2a-cogs", "sentinel2")
+
+
+@dataclass
+class BuildReport:
+    """What a build did: skipped or not, wall time per stage, files and bytes written."""
+
+    data_dir: str
+    seed: int
+    skipped: bool
+    seconds: float = 0.0
+    items: int = 0
+    files: int = 0
+    bytes: int = 0
+    burned_area_km2: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"{self.data_dir}: up to date, nothing to do (seed {self.seed})"
+        return (f"{self.data_dir}: built {self.items} items, {self.files} files, "
+                f"{self.bytes / 1e9:.2f} GB in {self.seconds:.0f} s (seed {self.seed}); "
+                f"burn scar {self.burned_area_km2:.1f} km2")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _read_stamp(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((data_dir / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def is_up_to_date(data_dir: Path = paths.DATA_DIR, seed: int = DEFAULT_SEED) -> bool:
+    """True when the stamp matches this generator and seed and every listed file is there
+    with its recorded size (a few hundred ``stat`` calls: well under a second)."""
+    data_dir = Path(data_dir)
+    stamp = _read_stamp(data_dir)
+    if not stamp or stamp.get("generator_version") != GENERATOR_VERSION or stamp.get("seed") != seed:
+        return False
+    for rel, size in stamp.get("files", {}).items():
+        try:
+            if (data_dir / rel).stat().st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+# ------------------------------------------------------------------ per item (workers)
+
+_WORLD: landscape.World | None = None
+_SEED = DEFAULT_SEED
+_DATA_DIR = paths.DATA_DIR
+
+
+def _render_item(acq: scenario.Acquisition) -> tuple[str, dict[str, int], dict[str, float], float]:
+    """Write one item's COGs, thumbnail and JSON (JSON last); return sizes and timings."""
+    assert _WORLD is not None
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - t
+        t = now
+
+    cog_rel = f"sentinel-s2-l2a-cogs/{acq.cog_dir}"
+    folder = _DATA_DIR / cog_rel
+    x0, y0 = scenario.TILE_ORIGINS[acq.tile]
+    t10, t20 = Affine(10, 0, x0, 0, -10, y0), Affine(20, 0, x0, 0, -20, y0)
+    states = scene.sky_states(acq, _SEED, scene.cloud_target(acq, _SEED))
+    codes10, codes20 = scene.scene_codes(acq, _WORLD, states)
+    del states
+    luts = scene.item_luts(acq, _SEED)
+    lap("render")
+    sizes: dict[str, int] = {}
+    band = np.empty(codes10.shape, dtype=np.uint16)
+    for key in ("blue", "green", "red", "nir"):
+        name = stac.ASSET_FILES[key]
+        _lookup(luts.dn[key], codes10, band)
+        lap("lookup")
+        sizes[f"{cog_rel}/{name}"] = files.write_cog(folder / name, band, t10, scenario.EPSG)
+        lap("cog")
+    del band
+    tci = np.empty((3, *codes10.shape), dtype=np.uint8)
+    for i in range(3):
+        _lookup(luts.tci[:, i], codes10, tci[i])
+    del codes10
+    lap("lookup")
+    sizes[f"{cog_rel}/{stac.VISUAL_FILE}"] = files.write_cog(folder / stac.VISUAL_FILE, tci, t10, scenario.EPSG)
+    lap("cog")
+    sizes[f"{cog_rel}/{stac.THUMBNAIL_FILE}"] = files.write_jpeg(folder / stac.THUMBNAIL_FILE, tci[:, ::32, ::32])
+    del tci
+    swir = luts.dn["swir22"][codes20]
+    scl = luts.scl[codes20]
+    stats = scene.scl_statistics(scl)
+    start, stop = scenario.valid_columns(acq.orbit.name, acq.tile, 10)
+    stats["s2:nodata_pixel_percentage"] = (1 - float(np.sum(stop - start)) / scene.TILE_PX10**2) * 100
+    lap("lookup")
+    swir_name = stac.BAND_ASSETS["swir22"][0]
+    sizes[f"{cog_rel}/{swir_name}"] = files.write_cog(folder / swir_name, swir, t20, scenario.EPSG)
+    sizes[f"{cog_rel}/{stac.SCL_FILE}"] = files.write_cog(folder / stac.SCL_FILE, scl, t20, scenario.EPSG)
+    lap("cog")
+    item = stac.item_dict(acq, stats, f"../../{cog_rel}")
+    item_rel = f"stac/items/{acq.item_id}.json"
+    sizes[item_rel] = files.write_json(_DATA_DIR / item_rel, item)
+    lap("json")
+    return acq.item_id, sizes, timings, item["bbox"]
+
+
+def _lookup(lut: np.ndarray, codes: np.ndarray, out: np.ndarray, rows: int = 512) -> None:
+    """``out = lut[codes]`` in row blocks: cache-friendly and without a full-size temporary."""
+    for r in range(0, codes.shape[0], rows):
+        np.take(lut, codes[r:r + rows], out=out[r:r + rows])
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+# ------------------------------------------------------------------ whole build
+
+
+def _write_vectors(data_dir: Path, world: landscape.World) -> dict[str, int]:
+    aoi = gpd.GeoDataFrame({"name": ["Rhodes"]}, geometry=[landscape.island()], crs="EPSG:4326")
+    scar = gpd.GeoDataFrame(
+        {"name": ["Rhodes wildfire, 18-27 July 2023 (synthetic truth)"],
+         "area_km2": [round(world.scar_utm.area / 1e6, 4)],
+         "start": ["2023-07-18"], "end": ["2023-07-27"]},
+        geometry=[world.scar_utm], crs=f"EPSG:{scenario.EPSG}",
+    )
+    return {
+        paths.AOI_FILE.name: files.write_gpkg(data_dir / paths.AOI_FILE.name, aoi, AOI_LAYER),
+        paths.BURN_SCAR_TRUTH_FILE.name: files.write_gpkg(
+            data_dir / paths.BURN_SCAR_TRUTH_FILE.name, scar, SCAR_LAYER),
+    }
+
+
+def _link_workshop_scene(data_dir: Path) -> dict[str, int]:
+    """``sentinel2/red.tif`` and ``nir.tif``: relative symlinks to the workshop scene."""
+    acq = next(a for a in scenario.schedule() if a.item_id == scenario.WORKSHOP_ITEM_ID)
+    out = {}
+    folder = data_dir / "sentinel2"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, key in (("red.tif", "red"), ("nir.tif", "nir")):
+        link = folder / name
+        tmp = folder / f".{name}.part"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(f"../sentinel-s2-l2a-cogs/{acq.cog_dir}/{stac.ASSET_FILES[key]}", tmp)
+        os.replace(tmp, link)
+        out[f"sentinel2/{name}"] = link.stat().st_size
+    return out
+
+
+def _remove_stale(data_dir: Path, keep: set[str]) -> None:
+    """Delete files of earlier builds (and leftover ``.part`` files) that are not in ``keep``."""
+    for top in _MANAGED_DIRS:
+        root = data_dir / top
+        if not root.exists():
+            continue
+        for path in sorted(root.rglob("*"), reverse=True):
+            rel = path.relative_to(data_dir).as_posix()
+            if path.is_dir() and not path.is_symlink():
+                if not any(path.iterdir()):
+                    path.rmdir()
+            elif rel not in keep:
+                path.unlink()
+
+
+def build(data_dir: Path = paths.DATA_DIR, seed: int = DEFAULT_SEED, force: bool = False,
+          workers: int | None = None, acquisitions: list[scenario.Acquisition] | None = None) -> BuildReport:
+    """Generate the catalogue into ``data_dir`` unless it is already up to date.
+
+    ``acquisitions`` restricts the build to some items (tests); such a partial build
+    writes no stamp, so it never counts as up to date.
+    """
+    global _WORLD, _SEED, _DATA_DIR
+    data_dir = Path(data_dir)
+    if not force and acquisitions is None and is_up_to_date(data_dir, seed):
+        return BuildReport(str(data_dir), seed, skipped=True)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise NotADirectoryError(f"{data_dir} is a file; pass --data-dir with a folder")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / STAMP).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    world = landscape.build_world(seed)
+    timings["world"] = time.perf_counter() - t0
+    sizes = _write_vectors(data_dir, world)
+    plan = acquisitions if acquisitions is not None else scenario.schedule()
+    # tiles in turn, so that workers' memory stays on one tile's arrays
+    plan = sorted(plan, key=lambda a: (a.tile, a.datetime))
+    _WORLD, _SEED, _DATA_DIR = world, seed, data_dir
+    n_workers = workers or min(2, os.cpu_count() or 1)
+    items_t = time.perf_counter()
+    results = []
+    if n_workers == 1:
+        results = [_render_item(a) for a in plan]
+    else:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(n_workers, initializer=_init_worker) as pool:
+            results = list(pool.imap_unordered(_render_item, plan, chunksize=1))
+    timings["items"] = time.perf_counter() - items_t
+    bboxes = []
+    for _, item_sizes, item_timings, bbox in results:
+        sizes.update(item_sizes)
+        bboxes.append({"bbox": bbox})
+        for k, v in item_timings.items():
+            timings[f"items.{k} (cpu)"] = timings.get(f"items.{k} (cpu)", 0.0) + v
+    item_json = [json.loads((data_dir / "stac/items" / f"{r[0]}.json").read_text()) for r in results]
+    sizes["stac/collection.json"] = files.write_json(data_dir / "stac/collection.json", stac.collection_dict(item_json))
+    if any(a.item_id == scenario.WORKSHOP_ITEM_ID for a in plan):
+        sizes.update(_link_workshop_scene(data_dir))
+    if acquisitions is None:
+        _remove_stale(data_dir, set(sizes))
+        stamp = {"generator_version": GENERATOR_VERSION, "seed": seed, "files": dict(sorted(sizes.items()))}
+        files.write_json(data_dir / STAMP, stamp)
+    seconds = time.perf_counter() - t0
+    timings["total"] = seconds
+    return BuildReport(
+        str(data_dir), seed, skipped=False, seconds=seconds, items=len(results), files=len(sizes),
+        bytes=sum(sizes.values()), burned_area_km2=round(world.scar_utm.area / 1e6, 3),
+        timings={k: round(v, 2) for k, v in timings.items()},
+    )
+
+
+def disk_usage(data_dir: Path = paths.DATA_DIR) -> int:
+    """Bytes used by the generated files (``du``-like, symlinks not followed)."""
+    total = 0
+    for top in (*_MANAGED_DIRS, paths.AOI_FILE.name, paths.BURN_SCAR_TRUTH_FILE.name):
+        p = Path(data_dir) / top
+        if p.is_file():
+            total += p.stat().st_blocks * 512
+        elif p.is_dir():
+            total += sum(f.lstat().st_blocks * 512 for f in p.rglob("*") if not f.is_dir())
+    return total
+
+
+__all__ = ["BuildReport", "DEFAULT_SEED", "GENERATOR_VERSION", "build", "disk_usage", "is_up_to_date"]

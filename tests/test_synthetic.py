@@ -1,0 +1,256 @@
+"""Unit tests of the offline catalogue generator's pieces (no full build needed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from shapely.geometry import Point, box
+
+from helpers.synthetic import files, landscape, pipeline, scenario, scene
+from helpers.synthetic.__main__ import main
+
+# Figures from shared/reference/earth-search-and-rhodes.md (the live service, 2023)
+POINT_IDS = [
+    "S2A_35SNA_20230827_0_L2A", "S2B_35SNA_20230822_0_L2A", "S2A_35SNA_20230817_0_L2A",
+    "S2B_35SNA_20230812_0_L2A", "S2A_35SNA_20230807_0_L2A", "S2B_35SNA_20230802_0_L2A",
+    "S2A_35SNA_20230728_0_L2A", "S2B_35SNA_20230723_0_L2A", "S2A_35SNA_20230718_0_L2A",
+    "S2B_35SNA_20230713_0_L2A", "S2A_35SNA_20230708_0_L2A", "S2B_35SNA_20230703_0_L2A",
+]
+ISLAND_BBOX = (27.68, 35.87, 28.25, 36.46)
+
+
+@pytest.fixture(scope="module")
+def plan() -> list[scenario.Acquisition]:
+    return scenario.schedule()
+
+
+def solar_day(acq: scenario.Acquisition) -> dt.date:
+    """odc-stac's rule: UTC time shifted by the footprint centroid's longitude."""
+    lon = scenario.footprint(acq).centroid.x
+    return (acq.datetime + dt.timedelta(hours=lon * 24 / 360)).date()
+
+
+def test_schedule_reproduces_the_workshop_counts(plan):
+    in_bbox = [a for a in plan if scenario.footprint(a).intersects(box(*ISLAND_BBOX))]
+    assert len(plan) == 73 and len(in_bbox) == 73
+    assert {a.tile for a in plan} == {"35SNA", "35SNV", "35SPA", "35SPV"}
+    assert {a.orbit.name for a in plan} == {"R107", "R007"}
+    assert len({solar_day(a) for a in plan}) == 25
+    assert scenario.MISSING_ITEM_ID not in {a.item_id for a in plan}
+
+
+def test_point_search_gives_the_workshop_items_newest_first(plan):
+    hits = [a.item_id for a in plan if scenario.footprint(a).intersects(Point(27.95, 36.20))]
+    assert hits == POINT_IDS
+
+
+def test_item_ids_and_times_follow_earth_search(plan):
+    for a in plan:
+        assert re.fullmatch(r"S2[AB]_35S[NP][AV]_2023(07|08)\d\d_0_L2A", a.item_id)
+        assert a.item_id[2] == a.platform[-1].upper()
+        assert a.datetime.tzinfo is not None
+        hour = a.datetime.hour + a.datetime.minute / 60
+        assert 8.9 < hour < 9.3
+    assert [a.datetime for a in plan] == sorted((a.datetime for a in plan), reverse=True)
+    workshop = next(a for a in plan if a.item_id == "S2A_35SNA_20230827_0_L2A")
+    assert workshop.datetime == dt.datetime(2023, 8, 27, 9, 0, 21, 327000, tzinfo=dt.timezone.utc)
+    assert workshop.cog_dir == "35/S/NA/2023/8/S2A_35SNA_20230827_0_L2A"
+
+
+def test_second_orbit_covers_the_west_only(plan):
+    r007 = [a for a in plan if a.orbit.name == "R007"]
+    assert {a.tile for a in r007} == {"35SNA", "35SNV"}
+    assert len({a.date for a in r007}) == 13
+    assert all(not scenario.footprint(a).intersects(Point(27.95, 36.20)) for a in r007)
+    assert all(a.datetime.minute >= 10 for a in r007)
+
+
+def test_workshop_footprint_and_nodata_share_match_the_live_item(plan):
+    workshop = next(a for a in plan if a.item_id == scenario.WORKSHOP_ITEM_ID)
+    coords = list(scenario.footprint(workshop).exterior.coords)[:-1]
+    assert coords == [(27.2904, 37.0462), (27.2330, 36.8388), (27.0111, 36.0567),
+                      (28.2188, 36.0505), (28.2344, 37.0402)]
+    assert scenario.nodata_fraction("R107", "35SNA") * 100 == pytest.approx(12.146, abs=0.01)
+
+
+@pytest.mark.parametrize("orbit, tile", [("R107", "35SNA"), ("R007", "35SNA"), ("R007", "35SNV"), ("R107", "35SNV")])
+def test_valid_pixels_agree_with_the_footprint(plan, orbit, tile):
+    acq = next(a for a in plan if a.orbit.name == orbit and a.tile == tile)
+    geom = scenario.to_utm(scenario.footprint(acq))
+    start, stop = scenario.valid_columns(orbit, tile, 20)
+    x0, y0 = scenario.TILE_ORIGINS[tile]
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, 5490, 4000), rng.integers(0, 5490, 4000)
+    inner, outer = geom.buffer(-300), geom.buffer(300)
+    checked_in = checked_out = 0
+    for r, c in zip(rows, cols):
+        p = Point(x0 + (c + 0.5) * 20, y0 - (r + 0.5) * 20)
+        valid = start[r] <= c < stop[r]
+        if inner.contains(p):
+            assert valid, (r, c)
+            checked_in += 1
+        elif not outer.contains(p):
+            assert not valid, (r, c)
+            checked_out += 1
+    assert checked_in > 100
+
+
+def test_sun_angles_at_a_known_position():
+    # 21 June, local solar noon on the Greenwich meridian at 36 N: sun due south,
+    # elevation 90 - 36 + 23.44 (the equation of time shifts noon by ~2 minutes)
+    azimuth, elevation = scenario.sun_angles(dt.datetime(2023, 6, 21, 12, 2, tzinfo=dt.timezone.utc), 0.0, 36.0)
+    assert azimuth == pytest.approx(180, abs=1.0)
+    assert elevation == pytest.approx(77.44, abs=0.2)
+    # a Rhodes morning overpass: sun in the south-east, well up
+    azimuth, elevation = scenario.sun_angles(dt.datetime(2023, 8, 27, 9, 0, tzinfo=dt.timezone.utc), 27.6, 36.5)
+    assert 120 < azimuth < 160 and 50 < elevation < 65
+
+
+def test_scl_statistics_counts_clouds_over_valid_pixels():
+    scl = np.array([[0, 0, 4, 4], [4, 6, 8, 9], [10, 3, 5, 6]], dtype=np.uint8)
+    stats = scene.scl_statistics(scl)
+    # 10 valid pixels, 3 of them cloud (8, 9, 10)
+    assert stats["eo:cloud_cover"] == pytest.approx(30.0)
+    assert stats["s2:nodata_pixel_percentage"] == pytest.approx(2 / 12 * 100)
+    assert stats["s2:vegetation_percentage"] == pytest.approx(30.0)
+    assert stats["s2:water_percentage"] == pytest.approx(20.0)
+    assert stats["s2:cloud_shadow_percentage"] == pytest.approx(10.0)
+
+
+def _ndvi(refl: np.ndarray) -> np.ndarray:
+    red, nir = refl[..., 2], refl[..., 3]
+    return (nir - red) / (nir + red)
+
+
+def test_spectra_give_plausible_ndvi_and_scl():
+    when = dt.datetime(2023, 8, 27, 9, tzinfo=dt.timezone.utc)
+    ground = scene.ground_reflectance(when, 1.0, 1.0)
+    scl = scene.code_scl(ground).reshape(landscape.N_GROUND, scene.N_STATES)[:, scene.CLEAR]
+    land = slice(landscape.LAND0, landscape.VILLAGE0)
+    land_ndvi, land_scl = _ndvi(ground[land]), scl[land]
+    veg = land_ndvi[land_scl == 4]
+    assert veg.size and veg.min() >= 0.3 and veg.max() <= 0.8
+    assert land_ndvi[land_scl == 5].max() < 0.35
+    burned = _ndvi(ground[landscape.BURNED0:])
+    assert burned.min() >= 0.0 and burned.max() <= 0.15
+    assert set(scl[landscape.BURNED0:]) <= {4, 5}
+    assert _ndvi(ground[landscape.SEA]) < 0 and scl[landscape.SEA] == 6
+    assert scl[landscape.NODATA] == 0
+    codes = scene.code_reflectance(ground).reshape(landscape.N_GROUND, scene.N_STATES, -1)
+    assert (codes[landscape.LAND0:, scene.HIGH[-1], :4] > 0.4).all()  # opaque cloud is bright
+    assert (codes[2:, scene.SHADOW] < codes[2:, scene.CLEAR]).all()
+
+
+def test_digital_numbers_are_harmonised_reflectance():
+    dn = scene.to_dn(np.array([0.0, 0.0312, 0.5]))
+    assert dn.tolist() == [0, 312, 5000]  # reflectance = DN / 10000, no +1000 offset
+    assert scene.to_tci(np.array([0, 1000, 2000, 9000], dtype=np.uint16)).tolist() == [0, 128, 255, 255]
+
+
+def test_sky_states_hit_the_cloud_cover_exactly(plan):
+    acq = next(a for a in plan if a.item_id == scenario.WORKSHOP_ITEM_ID)
+    states = scene.sky_states(acq, 1, 0.955362)
+    start, stop = scenario.valid_columns(acq.orbit.name, acq.tile, 20)
+    valid = scene.valid_mask(start, stop, 5490)
+    cloudy = states >= scene.CIRRUS[0]
+    assert not cloudy[~valid].any()
+    assert cloudy.sum() / valid.sum() * 100 == pytest.approx(0.955362, abs=1e-4)
+    assert (states == scene.SHADOW).sum() > 0
+    assert not ((states == scene.SHADOW) & ~valid).any()
+
+
+def test_cloud_targets_keep_eleven_clear_scenes_at_the_point(plan):
+    at_point = [a for a in plan if a.item_id in POINT_IDS]
+    targets = {a.item_id: scene.cloud_target(a, pipeline.DEFAULT_SEED) for a in at_point}
+    assert sum(t < 1 for t in targets.values()) == 11
+    assert targets[scenario.WORKSHOP_ITEM_ID] == 0.955362
+
+
+def test_fire_progress_spans_18_to_27_july():
+    utc = dt.timezone.utc
+    assert landscape.fire_progress(dt.datetime(2023, 7, 13, 9, tzinfo=utc)) == 0.0
+    assert landscape.fire_progress(dt.datetime(2023, 7, 18, 9, tzinfo=utc)) == 0.0
+    assert 0 < landscape.fire_progress(dt.datetime(2023, 7, 23, 9, tzinfo=utc)) < 1
+    assert landscape.fire_progress(dt.datetime(2023, 7, 28, 9, tzinfo=utc)) == 1.0
+
+
+def test_overview_factors_stop_at_one_block():
+    assert files.overview_factors(10980) == [2, 4, 8, 16]
+    assert files.overview_factors(5490) == [2, 4, 8]
+
+
+def test_write_cog_gives_a_tiled_deflate_cog_and_no_partial_file(tmp_path: Path):
+    data = (np.arange(3000 * 3000, dtype=np.uint32) % 5000).astype(np.uint16).reshape(3000, 3000)
+    data[:, :100] = 0
+    out = tmp_path / "B04.tif"
+    files.write_cog(out, data, Affine(10, 0, 499980, 0, -10, 4100040), 32635)
+    assert [p.name for p in tmp_path.iterdir()] == ["B04.tif"]
+    with rasterio.open(out) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert src.block_shapes[0] == (1024, 1024)
+        assert src.compression.name.upper() == "DEFLATE"
+        assert src.overviews(1) == [2, 4]  # 3000 / 4 = 750 fits one 1024 block
+        assert src.nodata == 0 and src.crs.to_epsg() == 32635
+        np.testing.assert_array_equal(src.read(1), data)
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path):
+    target = tmp_path / "item.json"
+    with pytest.raises(RuntimeError):
+        with files.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_is_up_to_date_reads_the_stamp(tmp_path: Path):
+    assert not pipeline.is_up_to_date(tmp_path)
+    (tmp_path / "stac").mkdir()
+    (tmp_path / "stac" / "collection.json").write_text("{}")
+    stamp = {"generator_version": pipeline.GENERATOR_VERSION, "seed": 7,
+             "files": {"stac/collection.json": 2}}
+    (tmp_path / pipeline.STAMP).write_text(json.dumps(stamp))
+    assert pipeline.is_up_to_date(tmp_path, seed=7)
+    assert not pipeline.is_up_to_date(tmp_path, seed=8)
+    (tmp_path / "stac" / "collection.json").write_text("{} ")
+    assert not pipeline.is_up_to_date(tmp_path, seed=7)
+
+
+def test_cli_says_up_to_date_without_building(tmp_path: Path, capsys):
+    stamp = {"generator_version": pipeline.GENERATOR_VERSION, "seed": pipeline.DEFAULT_SEED, "files": {}}
+    (tmp_path / pipeline.STAMP).write_text(json.dumps(stamp))
+    assert main(["--data-dir", str(tmp_path)]) == 0
+    assert "up to date, nothing to do" in capsys.readouterr().out
+
+
+def test_cli_rejects_a_file_as_data_dir(tmp_path: Path, capsys):
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_text("")
+    assert main(["--data-dir", str(not_a_dir)]) == 2
+    assert "pass --data-dir with a folder" in capsys.readouterr().err
+
+
+def test_world_is_deterministic_and_holds_the_scar():
+    a, b = landscape.build_world(3), landscape.build_world(3)
+    np.testing.assert_array_equal(a.ground10, b.ground10)
+    np.testing.assert_array_equal(a.arrival20, b.arrival20)
+    assert a.scar_utm.contains(Point(*scenario.BURN_CHECK_POINT))
+    assert 100 < a.scar_utm.area / 1e6 < 200
+    c = landscape.build_world(4)
+    assert not np.array_equal(a.ground10, c.ground10)
+
+
+def test_island_outline_is_rhodes_sized():
+    utm = scenario.to_utm(landscape.island())
+    assert 1300 < utm.area / 1e6 < 1550
+    minx, miny, maxx, maxy = landscape.island().bounds
+    assert minx == pytest.approx(27.68, abs=0.02) and maxx == pytest.approx(28.25, abs=0.02)
+    assert miny == pytest.approx(35.87, abs=0.02) and maxy == pytest.approx(36.46, abs=0.02)
+    assert landscape.island().contains(Point(27.95, 36.20))
