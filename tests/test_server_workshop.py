@@ -120,3 +120,20 @@ def test_asset_files_are_inside_the_data_folder(client: Client, api: str) -> Non
             target = (paths.DATA_DIR / asset.href.removeprefix(f"{api}/data/")).resolve()
             assert target.is_relative_to(Path(paths.DATA_DIR).resolve())
             assert target.is_file(), asset.href
+
+
+def test_items_are_served_as_written(api: str) -> None:
+    """pgstac stores items dehydrated; the served item must equal the file but for hrefs."""
+    item_id = "S2A_35SNA_20230827_0_L2A"
+    on_disk = json.loads((paths.STAC_DIR / "items" / f"{item_id}.json").read_text())
+    # Raw JSON: pystac would migrate fields (proj:epsg -> proj:code) on reading.
+    url = f"{api}/collections/{paths.COLLECTION}/items/{item_id}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        served = json.loads(response.read())
+    assert served["properties"] == on_disk["properties"]
+    assert served["geometry"] == on_disk["geometry"]
+    assert served["bbox"] == on_disk["bbox"]
+    assert set(served["assets"]) == set(on_disk["assets"])
+    for key, asset in on_disk["assets"].items():
+        without_href = {k: v for k, v in asset.items() if k != "href"}
+        assert {k: v for k, v in served["assets"][key].items() if k != "href"} == without_href, key
