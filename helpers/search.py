@@ -20,7 +20,7 @@ import pystac
 import pystac_client
 import shapely.geometry
 from pystac_client.exceptions import APIError
-from pystac_client.item_search import ItemSearch
+from pystac_client.item_search import DatetimeLike, ItemSearch
 from pystac_client.stac_api_io import StacApiIO
 from urllib3.util.retry import Retry
 
@@ -90,6 +90,9 @@ def _unreachable_message(api_url: str, reason: str) -> str:
 def _short_reason(err: BaseException) -> str:
     """The first line of an error, without requests' nested reprs where possible."""
     text = str(err).strip() or type(err).__name__
+    status = getattr(err, "status_code", None)
+    if status is not None:  # the server answered, with an HTTP error
+        return f"HTTP {status}: {text.splitlines()[0][:300]}"
     if "Connection refused" in text:
         return "connection refused (nothing is listening at that address)"
     if "timed out" in text.lower():
@@ -128,7 +131,7 @@ def _describe(
     collection: str,
     intersects: Any,
     bbox: Iterable[float] | None,
-    datetime: str | None,
+    datetime: DatetimeLike | None,
     max_cloud_cover: float | None,
 ) -> str:
     parts = [f"collection {collection!r}"]
@@ -161,7 +164,7 @@ def search_items(
     collection: str = paths.COLLECTION,
     intersects: Any = None,
     bbox: Iterable[float] | None = None,
-    datetime: str | None = None,
+    datetime: DatetimeLike | None = None,
     max_cloud_cover: float | None = None,
     limit: int = 100,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,

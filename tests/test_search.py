@@ -62,6 +62,13 @@ def test_a_web_page_that_is_not_a_stac_api_is_reported() -> None:
     assert paths.EARTH_SEARCH_URL in str(info.value)
 
 
+def test_a_wrong_path_on_a_live_server_reports_the_http_status() -> None:
+    with fake_stac_api() as fake:
+        with pytest.raises(SearchError, match="HTTP 404") as info:
+            open_client(fake.url + "/v1/nothing-here")
+    assert "check the URL" in str(info.value)
+
+
 def test_no_scenes_found_names_the_search_and_what_to_change() -> None:
     with fake_stac_api(FakeStac(features=[])) as fake:
         with pytest.raises(NoScenesFound) as info:
