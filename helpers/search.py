@@ -22,6 +22,7 @@ import shapely.geometry
 from pystac_client.exceptions import APIError
 from pystac_client.item_search import DatetimeLike, ItemSearch
 from pystac_client.stac_api_io import StacApiIO
+from pystac_client.warnings import DoesNotConformTo
 from urllib3.util.retry import Retry
 
 from helpers import paths
@@ -196,6 +197,13 @@ def search_items(
     what = _describe(collection, intersects, bbox, datetime, max_cloud_cover)
     try:
         items = client.search(**kwargs).item_collection()
+    except DoesNotConformTo:
+        raise SearchError(
+            f"The STAC API at {api_url!r} is a static catalogue or declares no item search "
+            "(conformance class item-search), so it cannot be searched.\nWhat to do: use "
+            f"a STAC API such as {paths.EMBEDDED_API_URL!r} (offline) or "
+            f"{paths.EARTH_SEARCH_URL!r} (live)."
+        ) from None
     except APIError as err:
         raise SearchError(
             f"The STAC API at {api_url!r} failed the search for {what}: "

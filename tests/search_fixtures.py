@@ -36,6 +36,7 @@ class FakeStac:
     send_count: bool = False
     fail_first: int = 0
     not_stac: bool = False
+    no_search: bool = False
     searches: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
 
@@ -104,17 +105,21 @@ def _handler(state: FakeStac) -> type[BaseHTTPRequestHandler]:
             self._send(200, answer)
 
         def _landing(self) -> dict[str, Any]:
+            conforms = [
+                "https://api.stacspec.org/v1.0.0/core",
+                "https://api.stacspec.org/v1.0.0/collections",
+            ]
+            if not state.no_search:
+                conforms += [
+                    "https://api.stacspec.org/v1.0.0/item-search",
+                    "https://api.stacspec.org/v1.0.0/item-search#query",
+                ]
             return {
                 "type": "Catalog",
                 "stac_version": "1.0.0",
                 "id": "fake-earth-search",
                 "description": "A loopback STAC API for unit tests",
-                "conformsTo": [
-                    "https://api.stacspec.org/v1.0.0/core",
-                    "https://api.stacspec.org/v1.0.0/collections",
-                    "https://api.stacspec.org/v1.0.0/item-search",
-                    "https://api.stacspec.org/v1.0.0/item-search#query",
-                ],
+                "conformsTo": conforms,
                 "links": [
                     {"rel": "self", "type": "application/json", "href": state.url},
                     {"rel": "root", "type": "application/json", "href": state.url},

@@ -69,6 +69,12 @@ def test_a_wrong_path_on_a_live_server_reports_the_http_status() -> None:
     assert "check the URL" in str(info.value)
 
 
+def test_a_catalogue_without_item_search_is_reported() -> None:
+    with fake_stac_api(FakeStac(no_search=True)) as fake:
+        with pytest.raises(SearchError, match="cannot be searched"):
+            search_items(fake.url, intersects=POINT)
+
+
 def test_no_scenes_found_names_the_search_and_what_to_change() -> None:
     with fake_stac_api(FakeStac(features=[])) as fake:
         with pytest.raises(NoScenesFound) as info:
