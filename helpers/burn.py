@@ -11,7 +11,6 @@ moderate-high, > 0.66 high severity.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -25,6 +24,7 @@ from helpers.ndvi import ScaleOffset, SENTINEL2_L2A_SCALE_OFFSET, ndvi
 __all__ = [
     "DNBR_LOW_SEVERITY",
     "DNBR_MODERATE_LOW_SEVERITY",
+    "DNBR_SEVERITY_CLASSES",
     "BurnedAreaCheck",
     "nbr",
     "clear_median",
@@ -37,6 +37,16 @@ DNBR_LOW_SEVERITY = 0.10
 
 DNBR_MODERATE_LOW_SEVERITY = 0.27
 """Key & Benson's lower bound of moderate-low severity."""
+
+DNBR_SEVERITY_CLASSES: dict[str, tuple[float, float]] = {
+    "unburned": (-np.inf, 0.10),
+    "low": (0.10, 0.27),
+    "moderate-low": (0.27, 0.44),
+    "moderate-high": (0.44, 0.66),
+    "high": (0.66, np.inf),
+}
+"""Key & Benson's burn-severity classes as half-open dNBR ranges ``[low, high)``
+("unburned" includes their "enhanced regrowth" below -0.1)."""
 
 
 def nbr(
@@ -66,10 +76,17 @@ def nbr(
 
 
 def _nanmedian_quietly(values: np.ndarray) -> np.ndarray:
-    """Median over the last axis ignoring NaN; a pixel never seen clear stays NaN, silently."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-        return np.nanmedian(values, axis=-1)
+    """Median over the last axis ignoring NaN; a pixel never seen clear stays NaN, silently.
+
+    ``np.nanmedian`` warns about all-NaN pixels (the sea, always masked); filling them
+    before and restoring NaN after avoids the warning without touching the global
+    warning filters, which are not thread-safe under Dask's threaded scheduler.
+    """
+    never_clear = np.isnan(values).all(axis=-1)
+    filled = np.where(never_clear[..., np.newaxis], 0, values)
+    result = np.nanmedian(filled, axis=-1)
+    result[never_clear] = np.nan
+    return result
 
 
 def clear_median(index: xr.DataArray, dim: str = "time") -> xr.DataArray:

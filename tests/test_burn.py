@@ -13,6 +13,7 @@ from shapely.geometry import box
 
 from helpers.burn import (
     DNBR_LOW_SEVERITY,
+    DNBR_SEVERITY_CLASSES,
     BurnedAreaCheck,
     burned_mask,
     clear_median,
@@ -130,3 +131,10 @@ def test_compare_with_truth_refuses_degrees() -> None:
     truth = gpd.GeoDataFrame(geometry=[box(27.95, 36.15, 27.96, 36.16)], crs=4326)
     with pytest.raises(ValueError, match="not in metres"):
         compare_with_truth(xr_zeros(geobox, dtype="bool"), truth)
+
+
+def test_severity_classes_tile_the_dnbr_axis() -> None:
+    bounds = list(DNBR_SEVERITY_CLASSES.values())
+    assert bounds[0][0] == -np.inf and bounds[-1][1] == np.inf
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    assert [b[0] for b in bounds[1:]] == [0.10, 0.27, 0.44, 0.66]  # Key & Benson 2006

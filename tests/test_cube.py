@@ -16,7 +16,13 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from helpers.cube import SkippedScenesWarning, pixel_geobox, reporting_read_failures
+from helpers.cube import (
+    SkippedScenesWarning,
+    first_scene_per_day,
+    pixel_geobox,
+    reporting_read_failures,
+    solar_day,
+)
 
 X0, Y0, RES, SIZE = 585_000, 3_996_000, 20, 256
 
@@ -141,3 +147,39 @@ def test_pixel_geobox_refuses_nonsense() -> None:
         pixel_geobox(585_010, 3_995_010, 0, "EPSG:32635")
     with pytest.raises(ValueError, match="finite pixel centre"):
         pixel_geobox(float("nan"), 3_995_010, 20, "EPSG:32635")
+
+
+def _footprint_item(item_id: str, when: str, west: float, south: float, east: float, north: float) -> pystac.Item:
+    from datetime import datetime
+
+    return pystac.Item(
+        id=item_id,
+        geometry={"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north],
+                                                      [west, north], [west, south]]]},
+        bbox=[west, south, east, north],
+        datetime=datetime.fromisoformat(when),
+        properties={},
+    )
+
+
+def test_first_scene_per_day_keeps_the_first_covering_tile() -> None:
+    na = dict(west=27.0, south=36.05, east=28.2, north=37.05)  # 35SNA
+    nv = dict(west=27.0, south=35.15, east=28.2, north=36.15)  # 35SNV, overlaps NA in 36.05-36.15
+    items = [
+        _footprint_item("S2B_35SNV_20230713_0_L2A", "2023-07-13T09:00:30+00:00", **nv),
+        _footprint_item("S2B_35SNA_20230713_0_L2A", "2023-07-13T09:00:19+00:00", **na),
+        _footprint_item("S2A_35SNV_20230718_0_L2A", "2023-07-18T09:00:29+00:00", **nv),
+        _footprint_item("S2A_35SNA_20230718_0_L2A", "2023-07-18T09:00:29+00:00", **na),  # same time: id decides
+        _footprint_item("S2A_35SPA_20230718_0_L2A", "2023-07-18T09:00:20+00:00", 28.1, 36.05, 29.3, 37.05),
+    ]
+    kept = first_scene_per_day(items, lon=27.95, lat=36.10)
+    assert [item.id for item in kept] == ["S2B_35SNA_20230713_0_L2A", "S2A_35SNA_20230718_0_L2A"]
+    # south of the overlap only 35SNV covers the point
+    kept = first_scene_per_day(items, lon=27.95, lat=35.5)
+    assert [item.id for item in kept] == ["S2B_35SNV_20230713_0_L2A", "S2A_35SNV_20230718_0_L2A"]
+
+
+def test_solar_day_shifts_by_longitude() -> None:
+    item = _footprint_item("late", "2023-07-13T22:30:00+00:00", 27.0, 36.0, 28.0, 37.0)
+    assert str(solar_day(item, lon=28.0)) == "2023-07-14"  # 22:30 UTC is 00:22 solar time at 28 E
+    assert str(solar_day(item, lon=-10.0)) == "2023-07-13"
