@@ -13,7 +13,7 @@ import rasterio
 from affine import Affine
 from shapely.geometry import Point, box
 
-from helpers.synthetic import files, landscape, pipeline, scenario, scene
+from helpers.synthetic import cog, files, landscape, pipeline, scenario, scene
 from helpers.synthetic.__main__ import main
 
 # Figures from shared/reference/earth-search-and-rhodes.md (the live service, 2023)
@@ -186,19 +186,68 @@ def test_overview_factors_stop_at_one_block():
     assert files.overview_factors(5490) == [2, 4, 8]
 
 
-def test_write_cog_gives_a_tiled_deflate_cog_and_no_partial_file(tmp_path: Path):
-    data = (np.arange(3000 * 3000, dtype=np.uint32) % 5000).astype(np.uint16).reshape(3000, 3000)
-    data[:, :100] = 0
+@pytest.fixture(scope="module")
+def small_codes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """2500 x 2500 codes: nodata rows, constant sea, a noisy 'island'; and two LUTs."""
+    rng = np.random.default_rng(0)
+    codes = np.full((2500, 2500), 1, dtype=np.uint16)
+    codes[:300] = 0
+    codes[1200:2100, 700:1900] = rng.integers(2, 50, (900, 1200))
+    lut = (np.arange(60, dtype=np.uint16) * 7 + 3)
+    lut[0] = 0
+    rgb = np.stack([lut % 256, (lut * 3) % 256, (lut * 5) % 256], axis=1).astype(np.uint8)
+    return codes, lut, rgb
+
+
+TRANSFORM = (10.0, 0.0, 499980.0, 0.0, -10.0, 4100040.0)
+
+
+@pytest.mark.parametrize("bands", [1, 3])
+def test_cog_writer_output_reads_back_exactly(tmp_path: Path, small_codes, bands):
+    codes, lut, rgb = small_codes
+    table = lut if bands == 1 else rgb
+    tpl = cog.template(bands, 2500, table.dtype.name, TRANSFORM, 32635)
+    levels = cog.pyramid(codes)
     out = tmp_path / "B04.tif"
-    files.write_cog(out, data, Affine(10, 0, 499980, 0, -10, 4100040), 32635)
-    assert [p.name for p in tmp_path.iterdir()] == ["B04.tif"]
+    cog.write(out, tpl, levels, [cog.constant_blocks(lv) for lv in levels], table)
+    assert [p.name for p in tmp_path.iterdir()] == ["B04.tif"]  # no temporary left
     with rasterio.open(out) as src:
         assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
         assert src.block_shapes[0] == (1024, 1024)
         assert src.compression.name.upper() == "DEFLATE"
-        assert src.overviews(1) == [2, 4]  # 3000 / 4 = 750 fits one 1024 block
+        assert src.overviews(1) == [2, 4]  # 2500 / 4 = 625 fits one 1024 block
         assert src.nodata == 0 and src.crs.to_epsg() == 32635
-        np.testing.assert_array_equal(src.read(1), data)
+        assert tuple(src.transform)[:6] == TRANSFORM
+        full = src.read()
+        assert np.array_equal(np.moveaxis(full, 0, -1) if bands == 3 else full[0], table[codes])
+        for level in levels[1:]:  # an exact out_shape makes GDAL read the overview itself
+            ov = src.read(out_shape=(bands, *level.shape))
+            assert np.array_equal(np.moveaxis(ov, 0, -1) if bands == 3 else ov[0], table[level])
+
+
+def test_cog_writer_header_is_gdals(tmp_path: Path, small_codes):
+    """The same pixels written by GDAL's COG driver give the same header, apart from
+    the block offsets and sizes (GDAL deflates with libdeflate, we with zlib)."""
+    codes, lut, _ = small_codes
+    levels = cog.pyramid(codes)
+    ours = tmp_path / "ours.tif"
+    cog.write(ours, cog.template(1, 2500, "uint16", TRANSFORM, 32635), levels,
+              [cog.constant_blocks(lv) for lv in levels], lut)
+    gdal = tmp_path / "gdal.tif"
+    with rasterio.open(gdal, "w", driver="COG", width=2500, height=2500, count=1, dtype="uint16",
+                       crs="EPSG:32635", transform=Affine(*TRANSFORM), nodata=0, blocksize=1024,
+                       compress="DEFLATE", overview_resampling="nearest") as dst:
+        dst.write(lut[codes], 1)
+    a, b = cog.parse_header(ours.read_bytes()), cog.parse_header(gdal.read_bytes())
+    assert a.levels == b.levels
+    ha, hb = bytearray(a.header), bytearray(b.header)
+    for lv in a.levels:
+        n = 4 * lv.tiles_x * lv.tiles_y
+        for at in (lv.offsets_at, lv.counts_at):
+            ha[at:at + n] = hb[at:at + n]
+    assert ha == hb
+    with rasterio.open(ours) as x, rasterio.open(gdal) as y:
+        assert np.array_equal(x.read(1), y.read(1))
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path):
@@ -254,3 +303,21 @@ def test_island_outline_is_rhodes_sized():
     assert minx == pytest.approx(27.68, abs=0.02) and maxx == pytest.approx(28.25, abs=0.02)
     assert miny == pytest.approx(35.87, abs=0.02) and maxy == pytest.approx(36.46, abs=0.02)
     assert landscape.island().contains(Point(27.95, 36.20))
+
+
+def test_a_second_build_waits_for_the_first_and_finds_it_done(tmp_path: Path):
+    import fcntl
+    import threading
+
+    results = []
+    with open(tmp_path / pipeline.LOCK, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # "the first build" is running
+        waiter = threading.Thread(target=lambda: results.append(pipeline.build(tmp_path)))
+        waiter.start()
+        waiter.join(timeout=0.5)
+        assert waiter.is_alive() and not results  # blocked on the lock
+        stamp = {"generator_version": pipeline.GENERATOR_VERSION, "seed": pipeline.DEFAULT_SEED, "files": {}}
+        (tmp_path / pipeline.STAMP).write_text(json.dumps(stamp))  # the first one finished
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    waiter.join(timeout=30)
+    assert results and results[0].skipped

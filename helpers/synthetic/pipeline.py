@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import multiprocessing
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +19,18 @@ import numpy as np
 from affine import Affine
 
 from helpers import paths
-from helpers.synthetic import files, landscape, scenario, scene, stac
+from helpers.synthetic import cog, files, landscape, scenario, scene, stac
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 """Bump whenever the output changes: a stamp with another version means out of date."""
 
 DEFAULT_SEED = 20230718
 
 STAMP = ".rhodes-data.json"
 """Written last in the data folder: generator version, seed and every file with its size."""
+
+LOCK = ".rhodes-data.lock"
+"""Held by a running build (``flock``), so that a second one waits, then finds it done."""
 
 AOI_LAYER = "rhodes"
 SCAR_LAYER = "burn_scar_truth"
@@ -102,49 +109,53 @@ def _render_item(acq: scenario.Acquisition) -> tuple[str, dict[str, int], dict[s
     x0, y0 = scenario.TILE_ORIGINS[acq.tile]
     t10, t20 = Affine(10, 0, x0, 0, -10, y0), Affine(20, 0, x0, 0, -20, y0)
     states = scene.sky_states(acq, _SEED, scene.cloud_target(acq, _SEED))
-    codes10, codes20 = scene.scene_codes(acq, _WORLD, states)
+    codes10, codes20 = scene.scene_codes(acq, _WORLD, states, out=_buffer("codes10", (scene.TILE_PX10,) * 2, np.uint16))
     del states
     luts = scene.item_luts(acq, _SEED)
     lap("render")
     sizes: dict[str, int] = {}
-    band = np.empty(codes10.shape, dtype=np.uint16)
+    levels10 = cog.pyramid(codes10)
+    const10 = [cog.constant_blocks(level) for level in levels10]
+    levels20 = cog.pyramid(codes20)
+    const20 = [cog.constant_blocks(level) for level in levels20]
+    lap("blocks")
+    band10 = cog.template(1, scene.TILE_PX10, "uint16", tuple(t10)[:6], scenario.EPSG)
     for key in ("blue", "green", "red", "nir"):
         name = stac.ASSET_FILES[key]
-        _lookup(luts.dn[key], codes10, band)
-        lap("lookup")
-        sizes[f"{cog_rel}/{name}"] = files.write_cog(folder / name, band, t10, scenario.EPSG)
-        lap("cog")
-    del band
-    tci = np.empty((3, *codes10.shape), dtype=np.uint8)
-    for i in range(3):
-        _lookup(luts.tci[:, i], codes10, tci[i])
-    del codes10
-    lap("lookup")
-    sizes[f"{cog_rel}/{stac.VISUAL_FILE}"] = files.write_cog(folder / stac.VISUAL_FILE, tci, t10, scenario.EPSG)
+        sizes[f"{cog_rel}/{name}"] = cog.write(folder / name, band10, levels10, const10, luts.dn[key])
+    visual = cog.template(3, scene.TILE_PX10, "uint8", tuple(t10)[:6], scenario.EPSG)
+    sizes[f"{cog_rel}/{stac.VISUAL_FILE}"] = cog.write(folder / stac.VISUAL_FILE, visual, levels10, const10, luts.tci)
+    swir_name = stac.BAND_ASSETS["swir22"][0]
+    band20 = cog.template(1, scene.TILE_PX20, "uint16", tuple(t20)[:6], scenario.EPSG)
+    sizes[f"{cog_rel}/{swir_name}"] = cog.write(folder / swir_name, band20, levels20, const20, luts.dn["swir22"])
+    scl20 = cog.template(1, scene.TILE_PX20, "uint8", tuple(t20)[:6], scenario.EPSG)
+    sizes[f"{cog_rel}/{stac.SCL_FILE}"] = cog.write(folder / stac.SCL_FILE, scl20, levels20, const20, luts.scl)
     lap("cog")
-    sizes[f"{cog_rel}/{stac.THUMBNAIL_FILE}"] = files.write_jpeg(folder / stac.THUMBNAIL_FILE, tci[:, ::32, ::32])
-    del tci
-    swir = luts.dn["swir22"][codes20]
-    scl = luts.scl[codes20]
-    stats = scene.scl_statistics(scl)
+    step = 32  # thumbnail: every 32nd pixel of the true-colour image, 344 x 344
+    idx = np.arange(step // 2, scene.TILE_PX10, step)
+    thumb = luts.tci[codes10[np.ix_(idx, idx)]]
+    sizes[f"{cog_rel}/{stac.THUMBNAIL_FILE}"] = files.write_jpeg(folder / stac.THUMBNAIL_FILE, thumb)
+    code_counts = np.bincount(codes20.ravel(), minlength=luts.scl.size)
+    stats = scene.scl_statistics_from_counts(np.bincount(luts.scl, weights=code_counts, minlength=12))
     start, stop = scenario.valid_columns(acq.orbit.name, acq.tile, 10)
     stats["s2:nodata_pixel_percentage"] = (1 - float(np.sum(stop - start)) / scene.TILE_PX10**2) * 100
-    lap("lookup")
-    swir_name = stac.BAND_ASSETS["swir22"][0]
-    sizes[f"{cog_rel}/{swir_name}"] = files.write_cog(folder / swir_name, swir, t20, scenario.EPSG)
-    sizes[f"{cog_rel}/{stac.SCL_FILE}"] = files.write_cog(folder / stac.SCL_FILE, scl, t20, scenario.EPSG)
-    lap("cog")
-    item = stac.item_dict(acq, stats, f"../../{cog_rel}")
+    lap("json")
+    item = stac.item_dict(acq, stats, f"../../{cog_rel}", GENERATOR_VERSION)
     item_rel = f"stac/items/{acq.item_id}.json"
     sizes[item_rel] = files.write_json(_DATA_DIR / item_rel, item)
     lap("json")
     return acq.item_id, sizes, timings, item["bbox"]
 
 
-def _lookup(lut: np.ndarray, codes: np.ndarray, out: np.ndarray, rows: int = 512) -> None:
-    """``out = lut[codes]`` in row blocks: cache-friendly and without a full-size temporary."""
-    for r in range(0, codes.shape[0], rows):
-        np.take(lut, codes[r:r + rows], out=out[r:r + rows])
+_BUFFERS: dict[str, np.ndarray] = {}
+
+
+def _buffer(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A worker's reusable full-tile array (fresh 240 MB arrays cost page faults every item)."""
+    buf = _BUFFERS.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = _BUFFERS[name] = np.empty(shape, dtype=dtype)
+    return buf
 
 
 def _init_worker() -> None:
@@ -198,7 +209,23 @@ def _remove_stale(data_dir: Path, keep: set[str]) -> None:
                 if not any(path.iterdir()):
                     path.rmdir()
             elif rel not in keep:
-                path.unlink()
+                path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _exclusive(data_dir: Path) -> Iterator[None]:
+    """Hold ``.rhodes-data.lock`` in the data folder: concurrent builds (two pytest
+    sessions, ``make test`` and ``make run``) wait for each other instead of racing."""
+    with open(data_dir / LOCK, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"rhodes-data: another build is writing {data_dir}; waiting for it", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build(data_dir: Path = paths.DATA_DIR, seed: int = DEFAULT_SEED, force: bool = False,
@@ -208,13 +235,21 @@ def build(data_dir: Path = paths.DATA_DIR, seed: int = DEFAULT_SEED, force: bool
     ``acquisitions`` restricts the build to some items (tests); such a partial build
     writes no stamp, so it never counts as up to date.
     """
-    global _WORLD, _SEED, _DATA_DIR
     data_dir = Path(data_dir)
     if not force and acquisitions is None and is_up_to_date(data_dir, seed):
         return BuildReport(str(data_dir), seed, skipped=True)
     if data_dir.exists() and not data_dir.is_dir():
         raise NotADirectoryError(f"{data_dir} is a file; pass --data-dir with a folder")
     data_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(data_dir):
+        if not force and acquisitions is None and is_up_to_date(data_dir, seed):
+            return BuildReport(str(data_dir), seed, skipped=True)  # built while we waited
+        return _build_locked(data_dir, seed, workers, acquisitions)
+
+
+def _build_locked(data_dir: Path, seed: int, workers: int | None,
+                  acquisitions: list[scenario.Acquisition] | None) -> BuildReport:
+    global _WORLD, _SEED, _DATA_DIR
     (data_dir / STAMP).unlink(missing_ok=True)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}

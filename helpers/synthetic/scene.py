@@ -267,10 +267,15 @@ def _paste_window(tile: str, resolution: int, world_res: int, world_shape: tuple
     return (slice(t_r0, t_r1), slice(t_c0, t_c1)), (slice(t_r0 - row, t_r1 - row), slice(t_c0 - col, t_c1 - col))
 
 
-def scene_codes(acq: scenario.Acquisition, world: L.World, states20: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of the scene at 10 m (10980^2) and 20 m (5490^2), nodata outside the swath."""
+def scene_codes(acq: scenario.Acquisition, world: L.World, states20: np.ndarray,
+                out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the scene at 10 m (10980^2) and 20 m (5490^2), nodata outside the swath.
+
+    ``out``: a (10980, 10980) uint16 buffer to fill (reused from item to item).
+    """
     n10 = TILE_PX10
-    codes = np.full((n10, n10), L.SEA, dtype=np.uint16)
+    codes = np.empty((n10, n10), dtype=np.uint16) if out is None else out
+    codes.fill(L.SEA)
     t_win, w_win = _paste_window(acq.tile, 10, 10, world.ground10.shape)
     ground = world.ground10[w_win]
     progress = L.fire_progress(acq.datetime)
@@ -291,7 +296,8 @@ def scene_codes(acq: scenario.Acquisition, world: L.World, states20: np.ndarray)
     codes[t_win] = ground
     codes20 = codes[::2, ::2] * np.uint16(N_STATES) + states20
     codes *= np.uint16(N_STATES)
-    codes += np.repeat(np.repeat(states20, 2, axis=0), 2, axis=1)
+    # each 20 m sky state covers 2 x 2 pixels at 10 m: add through a broadcast view
+    codes.reshape(TILE_PX20, 2, TILE_PX20, 2)[...] += states20[:, None, :, None]
     for grid, res in ((codes, 10), (codes20, 20)):
         start, stop = scenario.valid_columns(acq.orbit.name, acq.tile, res)
         n = grid.shape[0]
@@ -310,11 +316,16 @@ SCL_NAMES = {
 
 
 def scl_statistics(scl: np.ndarray) -> dict[str, float]:
-    """Earth Search's ``s2:*_percentage`` and ``eo:cloud_cover`` measured on an SCL raster.
+    """Earth Search's ``s2:*_percentage`` and ``eo:cloud_cover`` measured on an SCL raster."""
+    return scl_statistics_from_counts(np.bincount(scl.ravel(), minlength=12))
+
+
+def scl_statistics_from_counts(counts: np.ndarray) -> dict[str, float]:
+    """The same from pixel counts per SCL class (index = class).
 
     Class shares are over valid (non-zero) pixels, the nodata share over all pixels.
     """
-    counts = np.bincount(scl.ravel(), minlength=12).astype(np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
     valid = counts[1:].sum()
     stats = {"s2:nodata_pixel_percentage": counts[0] / counts.sum() * 100}
     for cls, name in SCL_NAMES.items():

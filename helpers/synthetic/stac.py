@@ -101,7 +101,8 @@ def _absolute_orbit(acq: scenario.Acquisition) -> int:
     return base + 143 * cycles + (acq.orbit.number - 107) % 143
 
 
-def item_dict(acq: scenario.Acquisition, stats: dict[str, float], cog_href_prefix: str) -> dict[str, Any]:
+def item_dict(acq: scenario.Acquisition, stats: dict[str, float], cog_href_prefix: str,
+              generator_version: str) -> dict[str, Any]:
     """The item JSON; ``stats`` holds the ``s2:*_percentage`` and ``eo:cloud_cover`` measured
     on the written SCL raster, ``cog_href_prefix`` the item folder relative to the JSON file."""
     geom = scenario.footprint(acq)
@@ -151,7 +152,7 @@ def item_dict(acq: scenario.Acquisition, stats: dict[str, float], cog_href_prefi
         "earthsearch:s3_path": f"s3://sentinel-cogs/sentinel-s2-l2a-cogs/{acq.cog_dir}",
         "earthsearch:payload_id": f"roda-sentinel2/workflow-sentinel2-to-stac/offline-{acq.item_id}",
         "earthsearch:boa_offset_applied": True,
-        "processing:software": {"sentinel2-to-stac": "0.1.1", "rhodes-synthetic": "1"},
+        "processing:software": {"sentinel2-to-stac": "0.1.1", "rhodes-synthetic": generator_version},
         "updated": _iso(created),
     })
     if acq.item_id == scenario.WORKSHOP_ITEM_ID:
