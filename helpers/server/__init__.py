@@ -305,6 +305,7 @@ def start(port: int = paths.PORT, data_dir: Path = paths.DATA_DIR) -> str:
     """
     data_dir = Path(data_dir).resolve()
     url = root_url(port)
+    catalogue.item_files(data_dir)  # a missing catalogue is the first thing to fix
     cluster = _cluster(data_dir)
     with _locked(cluster):
         running = _running_server(cluster)
