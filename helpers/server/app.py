@@ -1,8 +1,10 @@
 """The ASGI app uvicorn runs: stac-fastapi-pgstac plus the data folder at ``/data/``.
 
-Started by :func:`helpers.server.start` as
-``uvicorn helpers.server.app:create_app --factory`` with its settings in environment
-variables (``names.ENV_*`` and ``names.API_ENVIRONMENT``).
+Started by :func:`helpers.server.start` through ``python -m helpers.server.serve``
+(uvicorn, factory mode) with its settings in environment variables (``names.ENV_*``
+and ``names.API_ENVIRONMENT``). What differs from a stock stac-fastapi-pgstac app is
+written here by hand, each with its reason: the socket DSN, the ``/data/`` files, Sort
+v1.0.0 conformance, the full Query operators, 400s for bad searches, orjson responses.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from pathlib import Path
 import asyncpg
 import orjson
 from fastapi import FastAPI, Request
+from stac_fastapi.extensions.sort import ItemCollectionSortExtension, SearchSortExtension
+from stac_fastapi.extensions.sort.sort import SortConformanceClasses
 from stac_fastapi.pgstac.app import instantiate_api
 from stac_fastapi.pgstac.config import PostgresSettings, Settings
 from stac_fastapi.pgstac.core import CoreCrudClient
 from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
 from stac_fastapi.pgstac.models.extensions import Extensions
-from stac_fastapi.extensions.sort import ItemCollectionSortExtension, SearchSortExtension
-from stac_fastapi.extensions.sort.sort import SortConformanceClasses
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -30,7 +32,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpers.server.names import DATA_ROUTE, ENV_DATA_DIR, ENV_DSN
 from helpers.server.query import FullQueryExtension
-
 
 SORT_V1_0 = {
     # Earth Search declares Sort v1.0.0 and pystac-client 0.9 recognises only v1.0.x
@@ -138,7 +139,7 @@ class GeoJSONContentType:
 
 
 async def _bad_search(request: Request, exc: Exception) -> JSONResponse:
-    """A search pgstac cannot run because of its input is the client's error: HTTP 400.
+    """A search that pgstac cannot run because of its input is the client's error: HTTP 400.
 
     Without this, a value of the wrong type (``eo:cloud_cover < "abc"``) or malformed
     JSON in a GET parameter surfaces as a bare 500 with no hint for the learner.
