@@ -92,8 +92,8 @@ def _read_json(file: Path) -> dict | None:
         return None
 
 
-def _is_our_uvicorn(pid: int) -> bool:
-    """True when ``pid`` is a live uvicorn running our app (not a pid reused after a crash)."""
+def _is_our_uvicorn(pid: int, port: int) -> bool:
+    """True when ``pid`` is a live server of ours on ``port`` (not a pid reused after a crash)."""
     import psutil
 
     try:
@@ -104,7 +104,8 @@ def _is_our_uvicorn(pid: int) -> bool:
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
     # helpers.server.app:create_app: servers started by uvicorn's own CLI before serve.py existed.
-    return "helpers.server.serve" in cmdline or "helpers.server.app:create_app" in cmdline
+    ours = "helpers.server.serve" in cmdline or "helpers.server.app:create_app" in cmdline
+    return ours and f"--port {port}" in cmdline
 
 
 def _running_server(cluster: Cluster) -> ServerState | None:
@@ -116,7 +117,7 @@ def _running_server(cluster: Cluster) -> ServerState | None:
         state = ServerState(**raw)
     except TypeError:
         state = None
-    if state is not None and _is_our_uvicorn(state.pid):
+    if state is not None and _is_our_uvicorn(state.pid, state.port):
         return state
     with contextlib.suppress(OSError):
         _state_file(cluster).unlink()
