@@ -49,6 +49,7 @@ student: setup ## learner copies without solutions, in build/student/
 bench: serve ## run benchmarks/ and write the figures to build/bench/
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
-clean: stop ## remove build/ and the generated data (keeps .venv and the committed vector files)
+clean: ## stop the server, delete its database, remove build/ and the generated data (keeps .venv and the committed vector files)
+	-@$(PY) -m helpers.server reset
 	rm -rf build
 	git clean -fdX data
