@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from helpers import paths
-from helpers.synthetic.pipeline import DEFAULT_SEED, build
+from helpers.synthetic.stamp import DEFAULT_SEED, is_up_to_date
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
+    if not args.force and args.data_dir.is_dir() and is_up_to_date(args.data_dir, args.seed):
+        print(f"{args.data_dir}: up to date, nothing to do (seed {args.seed})")
+        return 0
+    from helpers.synthetic.pipeline import build  # numpy, rasterio, geopandas: only now
+
     try:
         report = build(args.data_dir, seed=args.seed, force=args.force, workers=args.workers)
     except (NotADirectoryError, PermissionError) as exc:

@@ -155,7 +155,7 @@ def build_world(seed: int) -> World:
     small = smooth_noise(grid_shape, 15, rng)
     x, y = _world_xy()
     # pine forest in the centre-south hills (where the 2023 fire burned), drier north-west
-    ix, iy = scenario._TO_UTM.transform(*IGNITION)
+    ix, iy = scenario.lonlat_to_utm(*IGNITION)
     forest = np.exp(-(((x[None, :] - ix + 3000) / 16000) ** 2 + ((y[:, None] - iy + 2000) / 14000) ** 2))
     fv = 0.30 + 0.25 * inland + 0.30 * forest + 0.10 * big + 0.07 * mid + 0.04 * small
     fv = np.clip(fv, 0.03, 0.95)
@@ -165,7 +165,7 @@ def build_world(seed: int) -> World:
     villages = np.zeros(grid_shape, dtype=np.uint16)  # 0 = none, else 1 + variant
     wobble = smooth_noise(grid_shape, 8, rng)
     for k, (_, lon, lat, radius) in enumerate(VILLAGES):
-        vx, vy = scenario._TO_UTM.transform(lon, lat)
+        vx, vy = scenario.lonlat_to_utm(lon, lat)
         c0 = max(int((vx - 1.5 * radius - WORLD_X0) // WORLD_RES), 0)
         c1 = min(int((vx + 1.5 * radius - WORLD_X0) // WORLD_RES) + 1, WORLD_WIDTH)
         r0 = max(int((WORLD_Y0 - vy - 1.5 * radius) // WORLD_RES), 0)

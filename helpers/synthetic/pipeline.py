@@ -20,17 +20,7 @@ from affine import Affine
 
 from helpers import paths
 from helpers.synthetic import cog, files, landscape, scenario, scene, stac
-
-GENERATOR_VERSION = "2"
-"""Bump whenever the output changes: a stamp with another version means out of date."""
-
-DEFAULT_SEED = 20230718
-
-STAMP = ".rhodes-data.json"
-"""Written last in the data folder: generator version, seed and every file with its size."""
-
-LOCK = ".rhodes-data.lock"
-"""Held by a running build (``flock``), so that a second one waits, then finds it done."""
+from helpers.synthetic.stamp import DEFAULT_SEED, GENERATOR_VERSION, LOCK, STAMP, is_up_to_date
 
 AOI_LAYER = "rhodes"
 SCAR_LAYER = "burn_scar_truth"
@@ -62,29 +52,6 @@ class BuildReport:
         return asdict(self)
 
 
-def _read_stamp(data_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((data_dir / STAMP).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def is_up_to_date(data_dir: Path = paths.DATA_DIR, seed: int = DEFAULT_SEED) -> bool:
-    """True when the stamp matches this generator and seed and every listed file is there
-    with its recorded size (a few hundred ``stat`` calls: well under a second)."""
-    data_dir = Path(data_dir)
-    stamp = _read_stamp(data_dir)
-    if not stamp or stamp.get("generator_version") != GENERATOR_VERSION or stamp.get("seed") != seed:
-        return False
-    for rel, size in stamp.get("files", {}).items():
-        try:
-            if (data_dir / rel).stat().st_size != size:
-                return False
-        except OSError:
-            return False
-    return True
-
-
 # ------------------------------------------------------------------ per item (workers)
 
 _WORLD: landscape.World | None = None
@@ -92,7 +59,7 @@ _SEED = DEFAULT_SEED
 _DATA_DIR = paths.DATA_DIR
 
 
-def _render_item(acq: scenario.Acquisition) -> tuple[str, dict[str, int], dict[str, float], float]:
+def _render_item(acq: scenario.Acquisition) -> tuple[str, dict[str, int], dict[str, float], list[float]]:
     """Write one item's COGs, thumbnail and JSON (JSON last); return sizes and timings."""
     assert _WORLD is not None
     timings: dict[str, float] = {}
@@ -139,7 +106,7 @@ def _render_item(acq: scenario.Acquisition) -> tuple[str, dict[str, int], dict[s
     stats = scene.scl_statistics_from_counts(np.bincount(luts.scl, weights=code_counts, minlength=12))
     start, stop = scenario.valid_columns(acq.orbit.name, acq.tile, 10)
     stats["s2:nodata_pixel_percentage"] = (1 - float(np.sum(stop - start)) / scene.TILE_PX10**2) * 100
-    lap("json")
+    lap("thumbnail+stats")
     item = stac.item_dict(acq, stats, f"../../{cog_rel}", GENERATOR_VERSION)
     item_rel = f"stac/items/{acq.item_id}.json"
     sizes[item_rel] = files.write_json(_DATA_DIR / item_rel, item)
@@ -156,10 +123,6 @@ def _buffer(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     if buf is None or buf.shape != shape or buf.dtype != dtype:
         buf = _BUFFERS[name] = np.empty(shape, dtype=dtype)
     return buf
-
-
-def _init_worker() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 # ------------------------------------------------------------------ whole build
@@ -268,7 +231,7 @@ def _build_locked(data_dir: Path, seed: int, workers: int | None,
         results = [_render_item(a) for a in plan]
     else:
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(n_workers, initializer=_init_worker) as pool:
+        with ctx.Pool(n_workers) as pool:
             results = list(pool.imap_unordered(_render_item, plan, chunksize=1))
     timings["items"] = time.perf_counter() - items_t
     bboxes = []
@@ -306,4 +269,4 @@ def disk_usage(data_dir: Path = paths.DATA_DIR) -> int:
     return total
 
 
-__all__ = ["BuildReport", "DEFAULT_SEED", "GENERATOR_VERSION", "build", "disk_usage", "is_up_to_date"]
+__all__ = ["BuildReport", "DEFAULT_SEED", "GENERATOR_VERSION", "LOCK", "STAMP", "build", "disk_usage", "is_up_to_date"]

@@ -169,6 +169,11 @@ _TO_UTM = Transformer.from_crs(4326, EPSG, always_xy=True)
 _TO_LONLAT = Transformer.from_crs(EPSG, 4326, always_xy=True)
 
 
+def lonlat_to_utm(lon: float, lat: float) -> tuple[float, float]:
+    """One point lon/lat -> (x, y) in EPSG:32635."""
+    return _TO_UTM.transform(lon, lat)
+
+
 def to_utm(geom):
     """Shapely geometry lon/lat -> EPSG:32635."""
     return shapely.transform(geom, _TO_UTM.transform, interleaved=False)

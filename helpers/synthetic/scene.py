@@ -2,8 +2,8 @@
 
 Every pixel of a scene is a *code* = ground code x N_STATES + sky state. Per item, small
 look-up tables turn codes into digital numbers for each band and into SCL classes, so
-reflectance and classification agree by construction and the per-pixel work is a few
-``numpy.take`` calls. Digital numbers are BOA reflectance x 10000 with the +1000 offset
+reflectance and classification agree by construction, and the COG writer
+(:mod:`helpers.synthetic.cog`) only looks up the blocks that are not constant. Digital numbers are BOA reflectance x 10000 with the +1000 offset
 of processing baseline >= 04.00 already removed, as on Earth Search
 (``earthsearch:boa_offset_applied: true``).
 """
@@ -135,6 +135,7 @@ class Luts:
 
 
 def item_luts(acq: scenario.Acquisition, seed: int) -> Luts:
+    """The item's tables: a small radiometric gain per date (sun, atmosphere) and sea state."""
     rng = item_rng(seed, acq.item_id, 1)
     gain = float(np.clip(1 + 0.012 * rng.standard_normal(), 0.97, 1.03))
     sea_gain = float(np.clip(1 + 0.04 * rng.standard_normal(), 0.9, 1.1))
@@ -175,6 +176,7 @@ CLOUDY_POINT_ITEM_ID = "S2B_35SNA_20230812_0_L2A"
 
 
 def valid_mask(start: np.ndarray, stop: np.ndarray, n: int) -> np.ndarray:
+    """(n, n) bool: inside the swath, from per-row column ranges."""
     cols = np.arange(n)
     return (cols[None, :] >= start[:, None]) & (cols[None, :] < stop[:, None])
 
