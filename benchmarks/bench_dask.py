@@ -52,6 +52,12 @@ TARGETS = {
 }
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process: unlike wall time, hardly moved by other load."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -139,10 +145,18 @@ RUNNERS: dict[str, Callable[[Path, Path], dict | None]] = {
 def run_case(case: str, scene_dir: Path) -> dict:
     """One measurement in this process: wall seconds and peak RSS."""
     red_path, nir_path = scene_dir / "red.tif", scene_dir / "nir.tif"
+    load = os.getloadavg()[0]
+    cpu_start = _cpu_seconds()
     start = time.perf_counter()
     extra = RUNNERS[case](red_path, nir_path) or {}
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), **extra}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": _cpu_seconds() - cpu_start,
+        "peak_rss_mb": _peak_rss_mb(),
+        "load_before": load,
+        **extra,
+    }
 
 
 def _in_subprocess(case: str, scene_dir: Path) -> dict:
@@ -189,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         results[case] = {
             "seconds_min": round(min(times), 3),
             "seconds_median": round(statistics.median(times), 3),
+            "cpu_seconds_min": round(min(r["cpu_seconds"] for r in measured), 3),
             "peak_rss_mb": round(max(r["peak_rss_mb"] for r in measured), 1),
-            **{k: v for k, v in measured[-1].items() if k not in ("seconds", "peak_rss_mb")},
+            **{k: v for k, v in measured[-1].items() if k not in ("seconds", "cpu_seconds", "peak_rss_mb", "load_before")},
         }
     t = {case: results[case]["seconds_min"] for case in CASES}
     rss = {case: results[case]["peak_rss_mb"] for case in CASES}
@@ -210,10 +225,18 @@ def main(argv: list[str] | None = None) -> int:
         "write_cog_is_a_cog": results["write_cog"].get("layout") == "COG",
     }
 
-    print(f"\nNDVI of {args.scene_dir} on {os.cpu_count()} cores, best of {args.repeat} (median), peak RSS:")
+    loads = [r["load_before"] for measured in runs.values() for r in measured]
+    print(
+        f"\nNDVI of {args.scene_dir} on {os.cpu_count()} cores, best of {args.repeat} "
+        f"(load average during the runs {min(loads):.1f} to {max(loads):.1f}; above 0 means shared CPUs):"
+    )
+    print(f"  {'case':<17} {'wall s':>7} {'(median)':>9} {'CPU s':>7} {'peak RSS':>9}")
     for case in CASES:
         r = results[case]
-        print(f"  {case:<17} {r['seconds_min']:7.2f} s ({r['seconds_median']:.2f})  {r['peak_rss_mb']:7.0f} MB")
+        print(
+            f"  {case:<17} {r['seconds_min']:7.2f} {r['seconds_median']:9.2f} "
+            f"{r['cpu_seconds_min']:7.2f} {r['peak_rss_mb']:6.0f} MB"
+        )
     print("Ratios:")
     for name, value in ratios.items():
         print(f"  {name:<32} {value}")
@@ -224,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "scene_dir": str(args.scene_dir),
+        "load_average_range": [min(loads), max(loads)],
         "cpu_count": os.cpu_count(),
         "repeat": args.repeat,
         "results": results,
