@@ -16,7 +16,6 @@ import numpy as np
 from affine import Affine
 from rasterio import features
 from shapely.geometry import MultiPolygon, Polygon, shape
-from shapely.ops import unary_union
 
 from helpers.synthetic import scenario
 

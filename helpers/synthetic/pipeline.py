@@ -9,8 +9,8 @@ import multiprocessing
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -226,20 +226,22 @@ def _build_locked(data_dir: Path, seed: int, workers: int | None,
     _WORLD, _SEED, _DATA_DIR = world, seed, data_dir
     n_workers = workers or min(2, os.cpu_count() or 1)
     items_t = time.perf_counter()
-    results = []
-    if n_workers == 1:
-        results = [_render_item(a) for a in plan]
-    else:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(n_workers) as pool:
-            results = list(pool.imap_unordered(_render_item, plan, chunksize=1))
+    try:
+        if n_workers == 1:
+            results = [_render_item(a) for a in plan]
+        else:
+            # fork: the workers share the world arrays instead of pickling 200 MB each
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(n_workers) as pool:
+                results = list(pool.imap_unordered(_render_item, plan, chunksize=1))
+    finally:
+        _WORLD = None
+        _BUFFERS.clear()
     timings["items"] = time.perf_counter() - items_t
-    bboxes = []
-    for _, item_sizes, item_timings, bbox in results:
+    for _, item_sizes, item_timings, _bbox in results:
         sizes.update(item_sizes)
-        bboxes.append({"bbox": bbox})
         for k, v in item_timings.items():
-            timings[f"items.{k} (cpu)"] = timings.get(f"items.{k} (cpu)", 0.0) + v
+            timings[f"items.{k} (summed)"] = timings.get(f"items.{k} (summed)", 0.0) + v
     item_json = [json.loads((data_dir / "stac/items" / f"{r[0]}.json").read_text()) for r in results]
     sizes["stac/collection.json"] = files.write_json(data_dir / "stac/collection.json", stac.collection_dict(item_json))
     if any(a.item_id == scenario.WORKSHOP_ITEM_ID for a in plan):
