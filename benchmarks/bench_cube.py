@@ -60,7 +60,7 @@ GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": 
 
 
 POINT_POOL = 4
-"""Threads of the notebook's one-pixel load: its 72 small reads mostly wait for HTTP."""
+"""Threads of the notebook's one-pixel load: its 36 small reads are independent."""
 
 
 def _setup(item_dicts):
