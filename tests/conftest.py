@@ -26,9 +26,3 @@ def api(catalogue: Path) -> Iterator[str]:
 
     with server.embedded_api() as url:
         yield url
-
-
-def pytest_collectstart(collector: pytest.Collector) -> None:
-    """nbval: compare ``text/plain``, not HTML reprs (xarray and dask embed random ids in them)."""
-    if type(collector).__name__ == "IPyNbFile":
-        collector.skip_compare = (*collector.skip_compare, "text/html")
