@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio import features
 from affine import Affine
 from shapely.geometry import Point, box
 
@@ -138,8 +139,15 @@ def test_spectra_give_plausible_ndvi_and_scl():
     veg = land_ndvi[land_scl == 4]
     assert veg.size and veg.min() >= 0.3 and veg.max() <= 0.8
     assert land_ndvi[land_scl == 5].max() < 0.35
-    burned = _ndvi(ground[landscape.BURNED0:])
-    assert burned.min() >= 0.0 and burned.max() <= 0.15
+    burned = ground[landscape.BURNED0:].reshape(landscape.BURN_LEVELS, landscape.VEG_LEVELS,
+                                                landscape.SOIL_LEVELS, -1)
+    burn = landscape.burn_fraction(np.arange(landscape.BURN_LEVELS))
+    charred = _ndvi(burned[burn >= 0.75, 8:])  # moderate-high and high severity over burnable land
+    assert charred.min() >= 0.0 and charred.max() <= 0.15
+    scorched = _ndvi(burned[(burn > 0.1) & (burn < 0.3), 8:])  # low severity keeps some green
+    assert scorched.min() >= 0.1 and np.median(scorched) > 0.25
+    unburned = _ndvi(ground[land]).reshape(landscape.VEG_LEVELS, landscape.SOIL_LEVELS)
+    assert (_ndvi(burned) <= unburned[None] + 1e-9).all()  # a burn never greens the ground
     assert set(scl[landscape.BURNED0:]) <= {4, 5}
     assert _ndvi(ground[landscape.SEA]) < 0 and scl[landscape.SEA] == 6
     assert scl[landscape.NODATA] == 0
@@ -292,6 +300,16 @@ def test_world_is_deterministic_and_holds_the_scar():
     np.testing.assert_array_equal(a.arrival20, b.arrival20)
     assert a.scar_utm.contains(Point(*scenario.BURN_CHECK_POINT))
     assert 100 < a.scar_utm.area / 1e6 < 200
+    # a realistic scar: burns from light to total, unburned islands inside the perimeter
+    burn = a.burn20[a.scar_window]
+    burned = burn[burn > 0]
+    assert np.mean(burned < 0.2) > 0.05 and np.mean(burned >= 0.75) > 0.3
+    truth = features.rasterize([(a.scar_utm, 1)], out_shape=a.land20.shape,
+                                transform=landscape.WORLD_TRANSFORM).astype(bool)
+    assert np.count_nonzero(truth & (a.burn20 == 0)) > 0  # islands of the MMU are in the truth
+    hull = a.scar_utm.convex_hull
+    assert a.scar_utm.length > 10 * np.sqrt(a.scar_utm.area)  # ragged: a disc has 3.5
+    assert hull.area > 1.2 * a.scar_utm.area
     c = landscape.build_world(4)
     assert not np.array_equal(a.ground10, c.ground10)
 

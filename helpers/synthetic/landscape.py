@@ -66,14 +66,40 @@ SOIL_LEVELS = 8  # soil brightness
 LAND0 = 2  # LAND0 + veg * SOIL_LEVELS + soil
 VILLAGE0 = LAND0 + VEG_LEVELS * SOIL_LEVELS  # 4 variants
 VILLAGE_LEVELS = 4
-BURNED0 = VILLAGE0 + VILLAGE_LEVELS  # BURNED0 + severity * SOIL_LEVELS + soil
-BURN_LEVELS = 8
-N_GROUND = BURNED0 + BURN_LEVELS * SOIL_LEVELS
+BURNED0 = VILLAGE0 + VILLAGE_LEVELS  # BURNED0 + (burn * VEG_LEVELS + veg) * SOIL_LEVELS + soil
+BURN_LEVELS = 12
+"""Steps of a pixel's burn, :func:`burn_fraction`; the pre-fire vegetation is kept in
+the code, so that a lightly burned pixel still looks like what grew there."""
+N_GROUND = BURNED0 + BURN_LEVELS * VEG_LEVELS * SOIL_LEVELS
 
 FIRE_START = dt.datetime(2023, 7, 18, 10, 0, tzinfo=dt.timezone.utc)  # ~13:00 local
 FIRE_END = dt.datetime(2023, 7, 27, 12, 0, tzinfo=dt.timezone.utc)
 IGNITION = (27.960, 36.152)  # near Laerma
-TARGET_SCAR_KM2 = 150.0
+TARGET_SCAR_KM2 = 165.0
+"""Area reached by the front; unburned islands and the ragged edge leave ~150 km2 burned."""
+EDGE_M = 80.0
+"""Width (m of fire-front margin) over which a pixel on the front goes from unburned to
+fully burned: the mixed pixels of the perimeter."""
+CORE_M = 2500.0
+"""Depth inside the front (m) where the burn reaches high severity."""
+MMU_PIXELS = 25
+"""Minimum mapping unit of the true scar: 25 pixels of 20 m, 1 ha."""
+
+
+def burn_fraction(level: int | np.ndarray) -> float | np.ndarray:
+    """Burn of a burned ground code's ``level`` (0..BURN_LEVELS-1): 0 unburned .. 1 charred.
+
+    It is the pixel's burned share times the severity there, so a pixel half crossed by
+    the front and a lightly scorched one share a level (an approximation). Steps are
+    finer at low burn, where dNBR thresholds separate burned from unburned.
+    """
+    return ((np.asarray(level) + 1) / BURN_LEVELS) ** 1.5
+
+
+def burn_level(burn: np.ndarray) -> np.ndarray:
+    """Nearest level of :func:`burn_fraction` for a burn in 0..1 (uint16)."""
+    k = np.round(np.clip(burn, 0, 1) ** (1 / 1.5) * BURN_LEVELS) - 1
+    return np.clip(k, 0, BURN_LEVELS - 1).astype(np.uint16)
 
 
 def island() -> Polygon:
@@ -136,10 +162,11 @@ class World:
 
     ground10: np.ndarray  # uint16 codes, (2*H, 2*W), no fire
     burned10: np.ndarray  # uint16 codes if burned, same shape
-    arrival20: np.ndarray  # float32, 0..1 inside the scar (fraction of fire duration), inf outside
+    arrival20: np.ndarray  # float32, 0..1 where the fire burned (fraction of fire duration), inf elsewhere
     scar_window: tuple[slice, slice]  # 20 m window holding the whole scar
-    scar_utm: MultiPolygon  # exact outline of the final scar (pixel edges)
+    scar_utm: MultiPolygon  # the true scar: 20 m pixels at least half burned (pixel edges)
     land20: np.ndarray  # bool
+    burn20: np.ndarray  # float32 0..1, burned share x severity of each 20 m pixel (0 unburned)
 
 
 def build_world(seed: int) -> World:
@@ -175,25 +202,47 @@ def build_world(seed: int) -> World:
         variant = ((np.floor(wx / 60) + np.floor(wy / 60) + k) % VILLAGE_LEVELS).astype(np.uint16)
         villages[win][village] = 1 + variant[village]
 
-    # ---- the fire: anisotropic spread from Laerma, mostly south and south-east;
-    # the scar is the connected region first reached, over burnable land
+    # ---- the fire: anisotropic spread from Laerma, mostly south and south-east. The
+    # front stops where its arrival "time" reaches ``limit``; ``margin`` (m) is how far
+    # inside the front a pixel lies. Noise at several scales makes the perimeter ragged,
+    # unburned islands and fingers come from a patchy field that lifts the arrival
+    # (more often near the edge, where the fire was weaker), and severity grows from
+    # low at the edge to high in the core, with the fuel and local noise.
     dx, dy = x[None, :] - ix, y[:, None] - iy
     along = 0.30 * dx - 0.95 * dy  # towards SSE
     across = 0.95 * dx + 0.30 * dy
     dist = np.hypot(np.where(along > 0, along / 1.5, along / 0.8), across / 1.1)
-    arrival = dist * (1 + 0.12 * mid + 0.06 * small)
+    fine = smooth_noise(grid_shape, 4, rng)
+    arrival = dist * (1 + 0.12 * mid + 0.09 * small + 0.03 * fine)
     burnable = land & (villages == 0) & (veg >= 8)
     order = np.sort(arrival[burnable])
     limit = order[int(TARGET_SCAR_KM2 * 1e6 / WORLD_RES**2)]
-    candidate = burnable & (arrival <= limit)
-    parts = [shape(g) for g, v in features.shapes(candidate.astype(np.uint8), mask=candidate,
+    patches = smooth_noise(grid_shape, 10, rng)
+    specks = smooth_noise(grid_shape, 2.5, rng)
+    lift = 4000.0 * np.clip(patches - 1.3, 0, None) + 3000.0 * np.clip(specks - 1.5, 0, None)
+    margin = limit - arrival - lift
+    share = np.clip(0.5 + margin / EDGE_M, 0, 1)  # burned share of the pixel
+    depth = np.clip(margin / CORE_M, 0, 1)
+    head = np.clip(along / 8000, 0, 1)  # the wind-driven run burned hot up to its edge
+    severity = np.clip(0.04 + 0.95 * depth + 0.2 * smooth_noise(grid_shape, 30, rng)
+                       + 0.08 * small + 0.5 * (fv - 0.6) + 0.2 * head, 0.03, 1.0)
+    touched = burnable & (share > 0)
+    burn = np.where(touched, share * severity, 0.0)
+    parts = [shape(g) for g, v in features.shapes(touched.astype(np.uint8), mask=touched,
                                                    transform=WORLD_TRANSFORM) if v == 1]
-    main = max(parts, key=lambda g: g.area)
-    scar_utm = MultiPolygon([main])
-    scar = _rasterize_world(main)
-    arrival20 = np.where(scar, arrival / limit, np.inf).astype(np.float32)
-    rows, cols = np.nonzero(scar)
+    main = max(parts, key=lambda g: g.area)  # the fire's own region, no stray pixels
+    fire = _rasterize_world(main) & touched
+    burn20 = np.where(fire, burn, 0).astype(np.float32)
+    # the truth as an analyst maps it: pixels at least half burned, at a minimum mapping
+    # unit of 1 ha (smaller unburned islands are part of the scar, smaller specks are not)
+    scar = features.sieve((fire & (share >= 0.5)).astype(np.uint8), MMU_PIXELS, connectivity=4).astype(bool)
+    scar_parts = [shape(g) for g, v in features.shapes(scar.astype(np.uint8), mask=scar,
+                                                        transform=WORLD_TRANSFORM) if v == 1]
+    scar_utm = MultiPolygon(sorted(scar_parts, key=lambda g: -g.area))
+    arrival20 = np.where(fire, np.clip(arrival / limit, 0, 1), np.inf).astype(np.float32)
+    rows, cols = np.nonzero(fire)
     scar_window = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    level = burn_level(burn20)
 
     # ---- codes at 10 m: each 20 m pixel gives 2 x 2 equal 10 m pixels (a +-1 level
     # texture at 20 m keeps the land grainy); repeated rows make DEFLATE fast and small
@@ -208,9 +257,10 @@ def build_world(seed: int) -> World:
     ground10 = np.where(land10, LAND0 + veg10 * SOIL_LEVELS + soil10, SEA).astype(np.uint16)
     in_village = vill10 > 0
     ground10[in_village] = VILLAGE0 + vill10[in_village] - 1
-    severity = np.minimum(veg10 // (VEG_LEVELS // BURN_LEVELS), BURN_LEVELS - 1)
-    burned10 = np.where(land10 & ~in_village, BURNED0 + severity * SOIL_LEVELS + soil10, ground10).astype(np.uint16)
-    return World(ground10, burned10, arrival20, scar_window, scar_utm, land)
+    fire10 = up(fire)
+    burned10 = np.where(fire10, BURNED0 + (up(level) * VEG_LEVELS + veg10) * SOIL_LEVELS + soil10,
+                        ground10).astype(np.uint16)
+    return World(ground10, burned10, arrival20, scar_window, scar_utm, land, burn20)
 
 
 def fire_progress(when: dt.datetime) -> float:

@@ -37,7 +37,7 @@ SEA = np.array([0.045, 0.035, 0.015, 0.008, 0.003])
 CANOPY = np.array([0.025, 0.050, 0.030, 0.320, 0.070])
 SOIL = np.array([0.100, 0.140, 0.200, 0.250, 0.300])
 VILLAGE = np.array([0.140, 0.160, 0.190, 0.240, 0.250])
-CHAR = np.array([0.040, 0.050, 0.065, 0.065, 0.170])  # NIR set from the target NDVI
+CHAR = np.array([0.040, 0.050, 0.065, 0.069, 0.170])  # NDVI 0.03, NBR -0.42
 CLOUD = np.array([0.520, 0.530, 0.540, 0.560, 0.300])
 CIRRUS_TINT = np.array([1.00, 0.95, 0.90, 0.85, 0.60])
 SHADOW_FACTOR = 0.45
@@ -56,29 +56,41 @@ def item_rng(seed: int, item_id: str, purpose: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(item_id.encode()), purpose])
 
 
-def ground_reflectance(when: dt.datetime, gain: float, sea_gain: float) -> np.ndarray:
+def ground_reflectance(when: dt.datetime, gain: float | np.ndarray, sea_gain: float) -> np.ndarray:
     """(N_GROUND, 5) reflectance of every ground code at a date.
 
-    Vegetation dries through the summer (fraction -6 % from July to September); ``gain``
-    is the item's small radiometric change (sun, atmosphere).
+    Vegetation dries through the summer, faster on the brighter, thinner soils (the
+    vegetation fraction loses 5 to 20 % from July to September): NDVI and NBR drop a
+    little outside the scar too, as in real summer pairs. ``gain`` is the item's small
+    radiometric change (sun, atmosphere), one number or one per band.
     """
     table = np.zeros((L.N_GROUND, len(BANDS)))
     table[L.SEA] = SEA * sea_gain
-    dry = 1.0 - 0.06 * (when - dt.datetime(2023, 7, 1, tzinfo=dt.timezone.utc)).days / 61
+    season = (when - dt.datetime(2023, 7, 1, tzinfo=dt.timezone.utc)).days / 61
     for v in range(L.VEG_LEVELS):
-        fv = v / (L.VEG_LEVELS - 1) * 0.95 * dry
         for s in range(L.SOIL_LEVELS):
+            fv = v / (L.VEG_LEVELS - 1) * 0.95 * (1.0 - (0.05 + 0.022 * s) * season)
             soil = SOIL * (0.80 + 0.06 * s)
             table[L.LAND0 + v * L.SOIL_LEVELS + s] = (fv * CANOPY + (1 - fv) * soil) * gain
+            for k in range(L.BURN_LEVELS):
+                table[L.BURNED0 + (k * L.VEG_LEVELS + v) * L.SOIL_LEVELS + s] = \
+                    burned_reflectance(fv, soil, float(L.burn_fraction(k))) * gain
     for k in range(L.VILLAGE_LEVELS):
         table[L.VILLAGE0 + k] = VILLAGE * (0.90 + 0.08 * k) * gain
-    for k in range(L.BURN_LEVELS):
-        ndvi = 0.14 - 0.13 * k / (L.BURN_LEVELS - 1)  # more fuel, deeper burn
-        for s in range(L.SOIL_LEVELS):
-            char = CHAR * (0.90 + 0.03 * s)
-            char[3] = char[2] * (1 + ndvi) / (1 - ndvi)
-            table[L.BURNED0 + k * L.SOIL_LEVELS + s] = char * gain
     return table
+
+
+def burned_reflectance(fv: float, soil: np.ndarray, burn: float) -> np.ndarray:
+    """Reflectance after a fire of ``burn`` (0 unburned .. 1 fully charred) over canopy ``fv``.
+
+    Green canopy survives as ``fv (1 - burn)^2`` (scorched leaves die before they char,
+    so NIR drops faster than the char cover grows), char covers ``burn`` of the rest and
+    soil shows through the remainder: a lightly burned pixel keeps NDVI ~0.2-0.35, a
+    moderately to fully burned one 0.0-0.15, like Sentinel-2 over Mediterranean fires.
+    """
+    green = fv * (1 - burn) ** 2
+    char = burn * (1 - green)
+    return green * CANOPY + char * CHAR + (1 - green - char) * soil
 
 
 def code_reflectance(ground: np.ndarray) -> np.ndarray:
@@ -99,7 +111,7 @@ def code_scl(ground: np.ndarray) -> np.ndarray:
     red, nir = ground[:, 2], ground[:, 3]
     ndvi = (nir - red) / np.maximum(nir + red, 1e-9)
     base = np.where(ndvi >= VEGETATION_NDVI, SCL_VEG, SCL_NOT_VEG).astype(np.uint8)
-    base[L.VILLAGE0:] = SCL_NOT_VEG  # villages and burned land
+    base[L.VILLAGE0:L.BURNED0] = SCL_NOT_VEG  # villages; burned land by its NDVI, as Sen2Cor
     base[L.SEA] = SCL_WATER
     base[L.NODATA] = SCL_NODATA
     out = np.repeat(base[:, None], N_STATES, axis=1)
@@ -139,7 +151,8 @@ def item_luts(acq: scenario.Acquisition, seed: int) -> Luts:
     rng = item_rng(seed, acq.item_id, 1)
     gain = float(np.clip(1 + 0.012 * rng.standard_normal(), 0.97, 1.03))
     sea_gain = float(np.clip(1 + 0.04 * rng.standard_normal(), 0.9, 1.1))
-    ground = ground_reflectance(acq.datetime, gain, sea_gain)
+    band_gain = np.clip(1 + 0.008 * rng.standard_normal(len(BANDS)), 0.98, 1.02)  # calibration noise
+    ground = ground_reflectance(acq.datetime, gain * band_gain, sea_gain)
     refl = code_reflectance(ground)
     dn = {band: to_dn(refl[:, i]) for i, band in enumerate(BANDS)}
     tci = np.stack([to_tci(dn["red"]), to_tci(dn["green"]), to_tci(dn["blue"])], axis=1)
