@@ -71,6 +71,22 @@ def test_burned_area_line_and_accuracy(default_run) -> None:
     assert f"(truth {truth_km2:.1f} km2)" in lines[0]
 
 
+def test_threshold_matters(default_run) -> None:
+    # the scar burned unevenly: a moderate-severity threshold loses the lightly burned
+    # edges, one below low severity maps the summer drying of the whole island
+    executed, _ = default_run
+    truth_km2 = float(_truth()["area_km2"].sum())
+    found = {}
+    for line in _stdout(executed):
+        match = re.match(r"^threshold (\d\.\d+): burned area: (\d+\.\d) km2 .*IoU (\d\.\d\d)$", line)
+        if match:
+            found[float(match[1])] = (float(match[2]), float(match[3]))
+    assert set(found) == {0.05, 0.27, 0.44}, found
+    assert found[0.44][0] < 0.9 * truth_km2 and found[0.44][1] < 0.85, found
+    assert found[0.44][0] < found[0.27][0] < 0.95 * truth_km2, found
+    assert found[0.05][0] > 1.5 * truth_km2, found
+
+
 def _catalogue_items() -> list[pystac.Item]:
     return [pystac.Item.from_file(str(p)) for p in sorted((paths.STAC_DIR / "items").glob("*.json"))]
 
