@@ -156,10 +156,15 @@ def save_figures(nb: nbformat.NotebookNode, out_dir: Path) -> list[Path]:
 
 def run_all(notebooks: Iterable[Path], build_dir: Path, parameters: dict[str, Any]) -> None:
     """``make run``: execute each notebook into ``build/notebooks`` and its figures into ``build/figures``."""
+    import papermill
+
     for notebook in notebooks:
         target = build_dir / "notebooks" / notebook.name
         print(f"running {notebook.name} ...", flush=True)
-        executed = execute(notebook, target, parameters={**parameters, "output_dir": str(build_dir / "outputs")})
+        given = dict(parameters)
+        if "output_dir" in papermill.inspect_notebook(str(notebook)):
+            given["output_dir"] = str(build_dir / "outputs")
+        executed = execute(notebook, target, parameters=given)
         figures = save_figures(executed, build_dir / "figures" / notebook.stem)
         print(f"  wrote {target.relative_to(build_dir.parent)} and {len(figures)} figures", flush=True)
 
