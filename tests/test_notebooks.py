@@ -107,3 +107,24 @@ def test_lessons_have_exercises_with_solutions(notebook: Path) -> None:
     exercises = [c for c in lesson.cells if c.cell_type == "markdown" and c.source.lstrip().startswith("### Exercise")]
     solutions = [c for c in lesson.cells if notebooks.is_solution(c)]
     assert exercises and len(solutions) >= len(exercises)
+
+
+def test_run_all_writes_executed_notebooks_figures_and_outputs(tmp_path: Path) -> None:
+    source = tmp_path / "src" / "01-tiny.ipynb"
+    source.parent.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('api_url = "unused"\noutput_dir = "nowhere"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "from pathlib import Path\nimport matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\n"
+            "Path(output_dir).mkdir(parents=True, exist_ok=True)\n(Path(output_dir) / 'answer.txt').write_text(api_url)\n"
+            "from IPython.display import Image, display\nplt.plot([1, 2]); plt.savefig(Path(output_dir) / 'f.png')\n"
+            "display(Image(filename=str(Path(output_dir) / 'f.png')))"
+        ),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, str(source))
+
+    notebooks.run_all([source], tmp_path / "build", {"api_url": "http://example.invalid"})
+
+    assert (tmp_path / "build" / "notebooks" / "01-tiny.ipynb").exists()
+    assert (tmp_path / "build" / "outputs" / "answer.txt").read_text() == "http://example.invalid"
+    assert len(list((tmp_path / "build" / "figures" / "01-tiny").glob("cell*-0.png"))) == 1
