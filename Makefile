@@ -1,10 +1,11 @@
 # The workshop companion's commands. `make` (or `make help`) lists them.
 # The two that matter: `make run` (execute every notebook into build/) and `make test`
 # (everything CI checks). Both bootstrap a fresh clone: setup, then data, when needed.
+# VENV=<prefix> uses an existing environment (e.g. VENV=$CONDA_PREFIX) instead of .venv.
 
 PYTHON ?= python3
 PORT ?= 8765
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 export PORT
 
@@ -16,7 +17,7 @@ help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## (.*)/  make \1\t\2/' | expand -t 16
 
 setup: ## system packages (root on Debian/Ubuntu) and .venv with the pinned packages
-	@PYTHON=$(PYTHON) bash scripts/setup.sh
+	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
 
 data: setup ## generate the offline Rhodes catalogue into data/ (skipped when up to date)
 	@$(PY) -m helpers.synthetic

@@ -41,6 +41,15 @@ MSG
     fi
 fi
 
+VENV=${VENV:-.venv}
+if [ "$VENV" != ".venv" ]; then  # an environment of the user's own, e.g. conda's
+    if "$VENV/bin/python" -c "import helpers, pystac_client, odc.stac, rioxarray, stac_fastapi.pgstac" 2>/dev/null; then
+        [ "$did" = 1 ] || echo "setup: using the environment $VENV as it is (nothing installed)"
+        exit 0
+    fi
+    echo "setup: $VENV lacks the project's packages: activate it and run \`pip install --no-deps -e .\` after \`conda env create -f environment.yml\`" >&2
+    exit 1
+fi
 stamp=.venv/.requirements.sha256
 wanted=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ]; then
