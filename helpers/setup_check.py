@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import importlib
 import shutil
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -71,15 +69,17 @@ def check_data() -> Check:
     return Check("offline data", False, "data/ is missing or out of date", "run `make data` (about 5 minutes)")
 
 
-def check_api(api_url: str, timeout: float = 5) -> Check:
+def check_api(api_url: str) -> Check:
+    """The same client the lessons use (``helpers.search.open_client``), so the advice matches theirs."""
+    from helpers.search import SearchError, open_client
+
     try:
-        with urllib.request.urlopen(f"{api_url.rstrip('/')}/collections", timeout=timeout) as response:
-            response.read()
-        return Check("STAC API", True, "reachable")
-    except (urllib.error.URLError, OSError) as error:
-        fix = ("run `make serve` (the embedded offline API)" if api_url.rstrip("/") == paths.EMBEDDED_API_URL
-               else f"check the address and your internet connection, or use the embedded API {paths.EMBEDDED_API_URL}")
-        return Check("STAC API", False, f"{api_url} does not answer ({getattr(error, 'reason', error)})", fix)
+        client = open_client(api_url, retries=0)
+        collections = sorted(c.id for c in client.get_collections())
+        return Check("STAC API", True, f"reachable, collections: {', '.join(collections)}")
+    except SearchError as error:
+        problem, _, advice = str(error).partition("What to do:")
+        return Check("STAC API", False, problem.strip().splitlines()[0], advice.strip() or "check `api_url`")
 
 
 def check_dask() -> Check:
