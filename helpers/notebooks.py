@@ -118,8 +118,10 @@ def problems(nb: nbformat.NotebookNode) -> list[str]:
 
 
 def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The learner's version: solution cells emptied, every output cleared, exercise text kept."""
+    """The learner's version: solution code emptied, answers in text dropped, every output
+    cleared, exercise text kept."""
     student = copy.deepcopy(nb)
+    student.cells = [c for c in student.cells if not (c.cell_type == "markdown" and is_solution(c))]
     for cell in student.cells:
         if cell.cell_type != "code":
             continue

@@ -65,7 +65,8 @@ def test_normalised_notebook_has_no_problems() -> None:
 
 def test_student_copy_empties_solutions_and_keeps_exercises(tmp_path: Path) -> None:
     task = nbformat.v4.new_markdown_cell("### Exercise 1: count the scenes")
-    nb = nbformat.v4.new_notebook(cells=[task, _cell("print(12)", ["solution"], 1), _cell("items = 1", count=2)])
+    answer = nbformat.v4.new_markdown_cell("Twelve scenes.", metadata={"tags": ["solution"]})
+    nb = nbformat.v4.new_notebook(cells=[task, _cell("print(12)", ["solution"], 1), answer, _cell("items = 1", count=2)])
     source = tmp_path / "01-lesson.ipynb"
     nbformat.write(nb, str(source))
 
@@ -74,7 +75,8 @@ def test_student_copy_empties_solutions_and_keeps_exercises(tmp_path: Path) -> N
 
     assert student.cells[0].source == "### Exercise 1: count the scenes"
     assert student.cells[1].source == notebooks.STUDENT_PLACEHOLDER
-    assert student.cells[2].source == "items = 1"
+    assert student.cells[2].source == "items = 1"  # the answer in text is gone
+    assert len(student.cells) == 3
     assert all(c.outputs == [] and c.execution_count is None for c in student.cells if c.cell_type == "code")
     assert nbformat.read(str(source), as_version=4).cells[1].source == "print(12)"
 
