@@ -339,3 +339,36 @@ def test_a_second_build_waits_for_the_first_and_finds_it_done(tmp_path: Path):
         fcntl.flock(handle, fcntl.LOCK_UN)
     waiter.join(timeout=30)
     assert results and results[0].skipped
+
+
+def test_noisy_cog_keeps_nodata_is_deterministic_and_deflates_like_real_pixels(tmp_path: Path, small_codes):
+    """Sensor-like noise: nodata stays 0, the mean stays the table's value, the same key
+    gives the same bytes, another key other bytes, and the noise defeats DEFLATE."""
+    codes, lut, _ = small_codes
+    lut = np.where(lut > 0, lut + 1000, 0).astype(np.uint16)  # far from the clip at 1 DN
+    tpl = cog.template(1, 2500, "uint16", TRANSFORM, 32635)
+    levels = cog.pyramid(codes)
+    consts = [cog.constant_blocks(lv) for lv in levels]
+    sigma = np.where(lut > 0, 50.0, 0.0).astype(np.float32)
+    plain, a, b, c = (tmp_path / f"{n}.tif" for n in ("plain", "a", "b", "c"))
+    cog.write(plain, tpl, levels, consts, lut)
+    cog.write(a, tpl, levels, consts, lut, sigma, (1, 2))
+    cog.write(b, tpl, levels, consts, lut, sigma, (1, 2))
+    cog.write(c, tpl, levels, consts, lut, sigma, (1, 3))
+    assert a.read_bytes() == b.read_bytes() and a.read_bytes() != c.read_bytes()
+    with rasterio.open(a) as src:
+        noisy = src.read(1).astype(float)
+    base = lut[codes].astype(float)
+    assert np.array_equal(noisy == 0, base == 0)
+    diff = (noisy - base)[base > 0]
+    assert abs(diff.mean()) < 0.5 and 45 < diff.std() < 55
+    # 50 DN of Gaussian noise carries ~7.7 bits a pixel: over 1 byte once deflated, while
+    # the plain raster (constant sea, an island of random codes) deflates 4x smaller
+    assert a.stat().st_size > 1.0 * (base > 0).sum() > 3 * plain.stat().st_size
+
+
+def test_noise_sigma_is_zero_on_nodata_and_smaller_on_sea():
+    sigma = scene.code_noise_sigma().reshape(landscape.N_GROUND, scene.N_STATES)
+    assert (sigma[landscape.NODATA] == 0).all()
+    assert 0 < sigma[landscape.SEA, scene.CLEAR] < sigma[landscape.LAND0, scene.CLEAR]
+    assert sigma[landscape.SEA, scene.HIGH[0]] == sigma[landscape.LAND0, scene.CLEAR]  # cloud over sea

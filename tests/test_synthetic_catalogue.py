@@ -281,7 +281,9 @@ def test_burn_scar_grows_between_18_and_27_july(by_id, catalogue):
             nir = ns.read(1, window=win, out_shape=red.shape).astype(float)
             scl = ss.read(1, window=rasterio.windows.from_bounds(*rs.window_bounds(win), ss.transform), out_shape=red.shape)
         ndvi = (nir - red) / np.maximum(nir + red, 1)
-        burned.append(int(((ndvi < 0.16) & (ndvi >= 0) & np.isin(scl, [4, 5])).sum()))
+        # land only (SCL 4, 5): charred ground at NDVI ~0.03 reads a little below 0 under
+        # the workshop scene's sensor noise, so no lower bound
+        burned.append(int(((ndvi < 0.16) & np.isin(scl, [4, 5])).sum()))
     b13, b18, b23, b28, b827 = burned
     assert b18 <= b13 * 1.2 + 50 and b13 < b23 < b28
     assert b827 == pytest.approx(b28, rel=0.1)
@@ -353,3 +355,28 @@ def test_another_seed_gives_another_landscape(catalogue, tmp_path):
     synthetic.build(tmp_path, seed=synthetic.DEFAULT_SEED + 1, acquisitions=plan, workers=1)
     rel = Path("sentinel-s2-l2a-cogs") / plan[0].cog_dir / "B04.tif"
     assert _digest(tmp_path / rel) != _digest(catalogue / rel)
+
+
+def test_workshop_scene_weighs_like_a_real_one(by_id):
+    """Real Sentinel-2 10 m bands are ~240 MB on disk (noise defeats DEFLATE); the
+    workshop scene's must be of that order, the other scenes stay small (build budget)."""
+    for key in ("blue", "green", "red", "nir"):
+        size = asset_path(by_id[WORKSHOP_ID], key).stat().st_size
+        assert 150e6 <= size <= 240e6, (key, size)
+    assert asset_path(by_id["S2B_35SNA_20230822_0_L2A"], "red").stat().st_size < 30e6
+
+
+def test_workshop_scene_noise_keeps_classes_apart(by_id):
+    """Noise does not blur the physics: open sea keeps negative NDVI almost everywhere
+    and vegetation (SCL 4) stays in 0.3-0.8 at its 0.1 and 99.9 percentiles."""
+    it = by_id[WORKSHOP_ID]
+    scl = read20(it, "scl")
+    red = read20(it, "red").astype(float)
+    nir = read20(it, "nir").astype(float)
+    ok = (scl > 0) & (red > 0)
+    ndvi = np.where(ok, (nir - red) / np.maximum(nir + red, 1), np.nan)
+    assert (ndvi[scl == 6] < 0).mean() > 0.98
+    lo, hi = np.nanpercentile(ndvi[scl == 4], [0.1, 99.9])
+    assert lo >= 0.3 and hi <= 0.8
+    sea = red[scl == 6]
+    assert 10 < sea.std() < 40  # noisy, not a constant look-up value

@@ -144,13 +144,34 @@ def _encode(values: np.ndarray, spp: int) -> bytes:
     return zlib.compress(np.ascontiguousarray(values).tobytes(), ZLEVEL)
 
 
+def noisy_block(base: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``base`` digital numbers plus Gaussian noise of ``sigma`` DN per pixel, rounded.
+
+    Why: real Sentinel-2 pixels carry sensor noise and texture, so DEFLATE barely
+    compresses them (a 10 m band is ~240 MB, not ~7 MB) and decoding costs what it does
+    on the live service. Nodata (0) stays 0; valid pixels stay within 1..32767.
+    """
+    noise = rng.standard_normal(base.shape, dtype=np.float32)
+    noise *= sigma
+    out = np.clip(base.astype(np.float32) + noise, 1, 32767)
+    np.rint(out, out=out)
+    out = out.astype(base.dtype)
+    out[base == 0] = 0
+    return out
+
+
 def write(path: Path, tpl: Template, levels: list[np.ndarray], consts: list[np.ndarray],
-          lut: np.ndarray) -> int:
+          lut: np.ndarray, sigma: np.ndarray | None = None, noise_key: tuple[int, ...] = ()) -> int:
     """Write ``lut[codes]`` for every level as one COG; return the file size.
 
     ``lut`` is (n_codes,) for one band or (n_codes, bands) for pixel-interleaved RGB.
+    ``sigma`` (n_codes,) float32, one band only: add per-pixel noise of ``sigma[code]`` DN
+    (see :func:`noisy_block`), drawn from a generator seeded by ``noise_key`` and the
+    block's level, row and column, so the same key gives the same bytes.
     """
     spp = 1 if lut.ndim == 1 else lut.shape[1]
+    if sigma is not None and (spp != 1 or sigma.shape != lut.shape):
+        raise ValueError("noise needs a one-band lut and a sigma per code of the same length")
     header = bytearray(tpl.header)
     chunks: list[bytes] = []
     pos = len(header)
@@ -163,7 +184,10 @@ def write(path: Path, tpl: Template, levels: list[np.ndarray], consts: list[np.n
             for c in range(lv.tiles_x):
                 blk = codes[r * BLOCK:(r + 1) * BLOCK, c * BLOCK:(c + 1) * BLOCK]
                 code = const[r, c]
-                if code >= 0:
+                if sigma is not None and (code < 0 or sigma[code] > 0):
+                    rng = np.random.default_rng([*noise_key, li, r, c])
+                    data = _encode(noisy_block(lut[blk], sigma[blk], rng), spp)
+                elif code >= 0:
                     key = (lut[code].tobytes(), blk.shape, lut.dtype.str)
                     data = _CONSTANT_CACHE.get(key)
                     if data is None:

@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -86,15 +87,23 @@ def _render_item(acq: scenario.Acquisition) -> tuple[str, dict[str, int], dict[s
     levels20 = cog.pyramid(codes20)
     const20 = [cog.constant_blocks(level) for level in levels20]
     lap("blocks")
+    noisy = acq.item_id in scene.NOISY_ITEM_IDS
+    sigma = scene.code_noise_sigma() if noisy else None
+
+    def noise_key(band: str) -> tuple[int, ...]:
+        return (_SEED, zlib.crc32(acq.item_id.encode()), 100 + scene.BANDS.index(band))
+
     band10 = cog.template(1, scene.TILE_PX10, "uint16", tuple(t10)[:6], scenario.EPSG)
     for key in ("blue", "green", "red", "nir"):
         name = stac.ASSET_FILES[key]
-        sizes[f"{cog_rel}/{name}"] = cog.write(folder / name, band10, levels10, const10, luts.dn[key])
+        sizes[f"{cog_rel}/{name}"] = cog.write(folder / name, band10, levels10, const10, luts.dn[key],
+                                               sigma if key in scene.NOISY_BANDS else None, noise_key(key))
     visual = cog.template(3, scene.TILE_PX10, "uint8", tuple(t10)[:6], scenario.EPSG)
     sizes[f"{cog_rel}/{stac.VISUAL_FILE}"] = cog.write(folder / stac.VISUAL_FILE, visual, levels10, const10, luts.tci)
     swir_name = stac.BAND_ASSETS["swir22"][0]
     band20 = cog.template(1, scene.TILE_PX20, "uint16", tuple(t20)[:6], scenario.EPSG)
-    sizes[f"{cog_rel}/{swir_name}"] = cog.write(folder / swir_name, band20, levels20, const20, luts.dn["swir22"])
+    sizes[f"{cog_rel}/{swir_name}"] = cog.write(folder / swir_name, band20, levels20, const20, luts.dn["swir22"],
+                                                sigma if "swir22" in scene.NOISY_BANDS else None, noise_key("swir22"))
     scl20 = cog.template(1, scene.TILE_PX20, "uint8", tuple(t20)[:6], scenario.EPSG)
     sizes[f"{cog_rel}/{stac.SCL_FILE}"] = cog.write(folder / stac.SCL_FILE, scl20, levels20, const20, luts.scl)
     lap("cog")

@@ -44,6 +44,13 @@ SHADOW_FACTOR = 0.45
 VEGETATION_NDVI = 0.35
 """Sen2Cor-like split between SCL 4 (vegetation) and 5 (not vegetated)."""
 
+LAND_NOISE_DN = 50.0
+SEA_NOISE_DN = 20.0
+"""Sensor-like noise (1 sigma, DN) on the workshop scene's bands: land and cloud, open sea."""
+NOISY_ITEM_IDS = (scenario.WORKSHOP_ITEM_ID,)
+"""Items whose bands carry per-pixel noise, so that they weigh what a real scene does."""
+NOISY_BANDS = ("blue", "green", "red", "nir", "swir22")
+
 SCL_NODATA, SCL_SHADOW, SCL_VEG, SCL_NOT_VEG, SCL_WATER = 0, 3, 4, 5, 6
 SCL_MEDIUM, SCL_HIGH, SCL_CIRRUS = 8, 9, 10
 
@@ -121,6 +128,15 @@ def code_scl(ground: np.ndarray) -> np.ndarray:
     out[:, list(HIGH)] = SCL_HIGH
     out[L.NODATA] = SCL_NODATA
     return out.reshape(-1)
+
+
+def code_noise_sigma() -> np.ndarray:
+    """(N_GROUND * N_STATES,) float32 noise sigma in DN per code: 0 for nodata,
+    :data:`SEA_NOISE_DN` for open sea (clear or shadowed), :data:`LAND_NOISE_DN` else."""
+    sigma = np.full((L.N_GROUND, N_STATES), LAND_NOISE_DN, dtype=np.float32)
+    sigma[L.SEA, [CLEAR, SHADOW]] = SEA_NOISE_DN
+    sigma[L.NODATA] = 0.0
+    return sigma.reshape(-1)
 
 
 def to_dn(reflectance: np.ndarray) -> np.ndarray:
