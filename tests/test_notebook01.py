@@ -33,7 +33,7 @@ def _solution_results(nb: nbformat.NotebookNode) -> list[str]:
     return [
         "".join(o["data"]["text/plain"] for o in cell.outputs if o.output_type == "execute_result")
         for cell in nb.cells
-        if notebooks.is_solution(cell)
+        if cell.cell_type == "code" and notebooks.is_solution(cell)
     ]
 
 

@@ -107,7 +107,7 @@ def test_api_url_is_a_parameter_with_the_embedded_default(notebook: Path) -> Non
 def test_lessons_have_exercises_with_solutions(notebook: Path) -> None:
     lesson = nbformat.read(str(notebook), as_version=4)
     exercises = [c for c in lesson.cells if c.cell_type == "markdown" and c.source.lstrip().startswith("### Exercise")]
-    solutions = [c for c in lesson.cells if notebooks.is_solution(c)]
+    solutions = [c for c in lesson.cells if c.cell_type == "code" and notebooks.is_solution(c)]
     assert exercises and len(solutions) >= len(exercises)
 
 
