@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "build_seconds_if_cores_free": round(cpu_s / min(2, os.cpu_count() or 1), 1),
         "stage_seconds": report.timings,
         "disk_gb": round(disk / 1e9, 3),
-        "bytes_written": report.bytes,
+        "bytes_on_disk": report.bytes,
         "burned_area_km2": report.burned_area_km2,
         "peak_rss_mb_main": round(rss_self),
         "peak_rss_mb_worker": round(rss_children),

@@ -30,7 +30,7 @@ _MANAGED_DIRS = ("stac", "sentinel-s2-l2a-cogs", "sentinel2")
 
 @dataclass
 class BuildReport:
-    """What a build did: skipped or not, wall time per stage, files and bytes written."""
+    """What a build did: skipped or not, wall time per stage, files and bytes on disk."""
 
     data_dir: str
     seed: int
@@ -263,7 +263,8 @@ def _build_locked(data_dir: Path, seed: int, workers: int | None,
     timings["total"] = seconds
     return BuildReport(
         str(data_dir), seed, skipped=False, seconds=seconds, items=len(results), files=len(sizes),
-        bytes=sum(sizes.values()), burned_area_km2=round(world.scar_utm.area / 1e6, 3),
+        bytes=sum(n for name, n in sizes.items() if not (data_dir / name).is_symlink()),  # links: counted once
+        burned_area_km2=round(world.scar_utm.area / 1e6, 3),
         timings={k: round(v, 2) for k, v in timings.items()},
     )
 
