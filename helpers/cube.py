@@ -95,6 +95,12 @@ def reporting_read_failures(
 
     Works with dask's threaded scheduler and with eager loads. On a distributed cluster
     the reads happen in the workers, so the records stay in the workers' logs.
+
+    The block also restores the warning filters it started with: before Python 3.14
+    ``warnings.catch_warnings`` is not thread-safe, and rasterio uses it inside dask's
+    worker threads, so two reads finishing together can leave an "ignore every warning"
+    filter behind (measured: after 5 of 30 threaded computes). Without the restore that filter
+    silences this very report, and every later warning of the session.
     """
     assets: dict[str, tuple[str, str]] = {}
     for item in items:
@@ -108,7 +114,8 @@ def reporting_read_failures(
     if logger.getEffectiveLevel() > logging.WARNING:
         logger.setLevel(logging.WARNING)
     try:
-        yield collector.failures
+        with warnings.catch_warnings():  # restores the filters on exit (see above)
+            yield collector.failures
     finally:
         logger.removeHandler(collector)
         logger.setLevel(previous_level)

@@ -6,6 +6,7 @@ the generated catalogue's items is checked in tests/test_notebook03.py.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 
@@ -118,6 +119,23 @@ def test_broken_cog_is_skipped_with_a_warning_naming_it(items_with_a_broken_cog)
     assert np.all(red.isel(time=0).values == 1000)
     assert np.all(red.isel(time=1).values == 0)
     assert np.all(red.isel(time=2).values == 2000)
+
+
+def test_report_survives_an_ignore_all_filter_leaked_by_a_worker_thread(items_with_a_broken_cog) -> None:
+    """Before Python 3.14, catch_warnings in dask worker threads (rasterio uses it) can race
+    and leave ``simplefilter("ignore")`` behind; the report must still reach the learner."""
+    cube = _load(items_with_a_broken_cog, fail_on_error=False)
+    with pytest.warns(SkippedScenesWarning) as caught:
+        filters_before = list(warnings.filters)
+        with reporting_read_failures(items_with_a_broken_cog) as failures:
+            cube.red.compute(scheduler="threads")
+            leak = threading.Thread(target=warnings.simplefilter, args=("ignore",))
+            leak.start()
+            leak.join()
+            assert warnings.filters[0][:3] == ("ignore", None, Warning)  # the leak is real
+        assert list(warnings.filters) == filters_before
+    assert [w.category for w in caught].count(SkippedScenesWarning) == 1
+    assert len(failures) == 1
 
 
 def test_no_warning_when_every_cog_reads(items_with_a_broken_cog) -> None:
