@@ -10,6 +10,9 @@
    Same data, same run; the two series must be equal. Target: >= 20x faster. Each way
    runs in its own fresh process, twice: "cold" (GDAL has cached no file header yet, as
    in a fresh kernel) and "warm" (as in the notebook, where earlier cells opened the files).
+   Then, in one more fresh process per way, the HTTP requests and bytes of a cold call,
+   counted by GDAL itself (``CPL_VSIL_SHOW_NETWORK_STATS``): what the live service would
+   charge in latency and bandwidth, whatever the speed of this machine.
 2. The full cube of red, nir and scl at 20 m over the island, computed with Dask threads
    (odc-stac reading the 20 m overview of the 10 m bands), in pixels per second, against
    a plain rasterio read of the same overview windows of the same files (a thread per
@@ -27,6 +30,9 @@ import json
 import multiprocessing
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -169,12 +175,56 @@ def read_window(job) -> int:
         return src.read(1, window=window).size
 
 
+NETWORK_STATS_HEADING = "Network statistics:"
+"""What GDAL prints (to stdout) before its HTTP counters at exit with ``CPL_VSIL_SHOW_NETWORK_STATS=YES``."""
+
+
+def _one_call_of(way: str, args_file: Path) -> None:
+    """In a child process: one cold call of ``way``; GDAL prints its HTTP counters at exit."""
+    args = json.loads(args_file.read_text())
+    items = _setup(args["items"])
+    if way == "workshop":
+        _workshop(items, args["bbox"], args["so"])
+    else:
+        _notebook(items, args["centre"], args["so"])
+
+
+def http_traffic(way: str, item_dicts, bbox, centre, so) -> dict:
+    """HTTP requests and bytes of one cold call of ``way``, from GDAL's own counters.
+
+    Independent of how fast this machine and the embedded server are: on the live
+    service every request pays the network's latency and every byte its bandwidth.
+    """
+    with tempfile.TemporaryDirectory(dir=paths.BUILD_DIR) as tmp:
+        args_file = Path(tmp) / "args.json"
+        args_file.write_text(json.dumps({"items": item_dicts, "bbox": bbox, "centre": centre, "so": so}))
+        done = subprocess.run(
+            [sys.executable, __file__, "--one-call-of", way, "--args-file", str(args_file)],
+            env={**os.environ, "CPL_VSIL_SHOW_NETWORK_STATS": "YES"},
+            capture_output=True, text=True, check=False,
+        )
+    if done.returncode != 0 or NETWORK_STATS_HEADING not in done.stdout:
+        raise SystemExit(f"measuring the HTTP traffic of the {way} way failed:\n{done.stderr[-3000:]}")
+    text = done.stdout.split(NETWORK_STATS_HEADING, 1)[1].lstrip()
+    stats, _ = json.JSONDecoder().raw_decode(text)
+    methods = stats.get("methods", {})
+    return {
+        "requests": sum(m.get("count", 0) for m in methods.values()),
+        "megabytes": sum(m.get("downloaded_bytes", 0) for m in methods.values()) / 1e6,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--api-url", default=paths.EMBEDDED_API_URL)
     parser.add_argument("--aoi-file", type=Path, default=paths.AOI_FILE)
     parser.add_argument("--out", type=Path, default=paths.BUILD_DIR / "bench" / "cube.json")
+    parser.add_argument("--one-call-of", choices=("workshop", "notebook"), help=argparse.SUPPRESS)
+    parser.add_argument("--args-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one_call_of:
+        _one_call_of(args.one_call_of, args.args_file)
+        return 0
 
     api_url = ensure_api(args.api_url)
     odc.stac.configure_rio(cloud_defaults=True)
@@ -200,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  workshop (2048 chunks, {len(items)} scenes):           cold {t_workshop[0]:6.2f}  warm {t_workshop[1]:6.2f}")
     print(f"  notebook (one pixel, {n_point_items} scenes, {POINT_POOL} threads):  cold {t_notebook[0]:6.2f}  warm {t_notebook[1]:6.2f}")
     print(f"  speed-up: cold {speedup[0]:.1f}x, warm {speedup[1]:.1f}x (target >= 20x); same values: {same_values}")
+    traffic = {way: http_traffic(way, item_dicts, bbox, centre, so) for way in ("workshop", "notebook")}
+    fewer_requests = traffic["workshop"]["requests"] / traffic["notebook"]["requests"]
+    fewer_bytes = traffic["workshop"]["megabytes"] / traffic["notebook"]["megabytes"]
+    print("  HTTP traffic of one cold call (GDAL's counters): "
+          + "; ".join(f"{way} {t['requests']} requests, {t['megabytes']:.1f} MB" for way, t in traffic.items())
+          + f": {fewer_requests:.0f}x fewer requests, {fewer_bytes:.0f}x fewer bytes")
 
     t_cube, cube_pixels, shape_ = in_fresh_process(full_cube_odc, item_dicts, bbox)
     t_plain, plain_pixels = in_fresh_process(full_cube_rasterio, jobs, threads)
@@ -218,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             "notebook_seconds": {"cold": t_notebook[0], "warm": t_notebook[1]},
             "workshop_scenes": len(items), "notebook_scenes": n_point_items, "notebook_threads": POINT_POOL,
             "speedup": {"cold": speedup[0], "warm": speedup[1]}, "target_speedup": 20, "same_values": bool(same_values),
+            "http_traffic": traffic, "fewer_requests": fewer_requests, "fewer_bytes": fewer_bytes,
         },
         "full_cube": {
             "bands": list(BANDS), "resolution": RESOLUTION, "shape": shape_,
