@@ -98,9 +98,9 @@ def reporting_read_failures(
 
     The block also restores the warning filters it started with: before Python 3.14
     ``warnings.catch_warnings`` is not thread-safe, and rasterio uses it inside dask's
-    worker threads, so two reads finishing together can leave an "ignore every warning"
-    filter behind (measured: after 5 of 30 threaded computes). Without the restore that filter
-    silences this very report, and every later warning of the session.
+    worker threads, so two reads finishing together can leave an "ignore every
+    warning" filter behind (measured: after 5 of 30 threaded computes). Without the
+    restore, that filter silences this very report and every later warning.
     """
     assets: dict[str, tuple[str, str]] = {}
     for item in items:
