@@ -146,6 +146,19 @@ def test_asset_range_request_answers_206(served: Served) -> None:
     assert body == on_disk[100:200]
 
 
+def test_asset_ranges_are_sent_as_stored_even_to_clients_that_accept_compression(served: Served) -> None:
+    """Like S3: a browser or ``requests`` (Accept-Encoding: br, gzip) gets the stored bytes."""
+    href = f"{served.url}/data/{fx.band_path(fx.SCENES[0].id)}"
+    on_disk = (served.data_dir / fx.band_path(fx.SCENES[0].id)).read_bytes()
+    status, headers, body = get(href, {"Range": "bytes=0-4095", "Accept-Encoding": "br, gzip"})
+    assert status == 206
+    assert "content-encoding" not in {k.lower() for k in headers}
+    assert body == on_disk[:4096]
+    # the API's JSON is still compressed for such clients
+    status, headers, _ = get(f"{served.url}/collections", {"Accept-Encoding": "br"})
+    assert status == 200 and headers.get("content-encoding") == "br"
+
+
 def test_gdal_reads_the_cog_over_http(served: Served) -> None:
     import rasterio
 

@@ -4,7 +4,8 @@ Started by :func:`helpers.server.start` through ``python -m helpers.server.serve
 (uvicorn, factory mode) with its settings in environment variables (``names.ENV_*``
 and ``names.API_ENVIRONMENT``). What differs from a stock stac-fastapi-pgstac app is
 written here by hand, each with its reason: the socket DSN, the ``/data/`` files, Sort
-v1.0.0 conformance, the full Query operators, 400s for bad searches, orjson responses.
+v1.0.0 conformance, the full Query operators, 400s for bad searches, orjson responses,
+COG byte ranges sent uncompressed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import asyncpg
 import orjson
+from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI, Request
 from stac_fastapi.extensions.sort import ItemCollectionSortExtension, SearchSortExtension
 from stac_fastapi.extensions.sort.sort import SortConformanceClasses
@@ -26,6 +28,7 @@ from stac_fastapi.pgstac.core import CoreCrudClient
 from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
 from stac_fastapi.pgstac.models.extensions import Extensions
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -196,5 +199,21 @@ def create_app() -> FastAPI:
     api.app.add_exception_handler(asyncpg.exceptions.RaiseError, _bad_search)
     api.app.add_exception_handler(json.JSONDecodeError, _bad_search)
     api.app.add_middleware(GeoJSONContentType)
+    _send_data_files_as_stored(api.app)
     api.app.mount(DATA_ROUTE, DataFiles(directory=data_dir, follow_symlink=False), name="data")
     return api.app
+
+
+def _send_data_files_as_stored(app: FastAPI) -> None:
+    """Keep stac-fastapi's compression for the API's JSON, not for the files at ``/data/``.
+
+    Its Brotli middleware also compressed byte ranges of COGs for clients that accept it
+    (browsers, ``requests``): CPU spent on DEFLATE tiles, and a 206 whose Content-Range
+    counts other bytes than the body. S3 serves the ranges as stored; so does this.
+    """
+    app.user_middleware = [
+        Middleware(BrotliMiddleware, *m.args, **{**m.kwargs, "excluded_handlers": [f"^{DATA_ROUTE}/"]})
+        if m.cls is BrotliMiddleware
+        else m
+        for m in app.user_middleware
+    ]
