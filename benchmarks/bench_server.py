@@ -2,7 +2,9 @@
 
 Targets (issue 4): cold start (new cluster, migrate, load) <= 30 s, warm start (existing
 cluster) <= 3 s, median latency of the workshop's searches <= 25 ms, item_collection() of
-the 73-item island search <= 250 ms. Runs on its own cluster folder and a free port, so a
+the 73-item island search <= 250 ms. Also the median time of the requests GDAL makes
+for a COG at ``/data/`` (HEAD, the 16 kB header, a 200 kB block range), which every
+cold file open pays. Runs on its own cluster folder and a free port, so a
 server started by ``make serve`` is neither used nor disturbed. Prints the figures and
 writes ``build/bench/server.json``.
 
@@ -47,6 +49,34 @@ def workshop_searches(url: str) -> dict[str, dict]:
         "island_bbox": {**base, "bbox": ISLAND_BBOX},
     }
     return {name: ItemSearch(f"{url}/search", **kw).get_parameters() for name, kw in searches.items()}
+
+
+ASSET_REQUESTS = {"HEAD": None, "range_16kB": "bytes=0-16383", "range_200kB": "bytes=1000000-1199999"}
+"""What GDAL sends for a COG: HEAD (the size), the first 16 kB (the header), then blocks."""
+
+
+def asset_requests(url: str, href: str, repeats: int) -> dict[str, float]:
+    """Median milliseconds of each kind of asset request, on one kept-alive connection."""
+    import http.client
+    import urllib.parse
+
+    parsed = urllib.parse.urlsplit(href)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    medians = {}
+    for name, byte_range in ASSET_REQUESTS.items():
+        times = []
+        for _ in range(repeats + 1):  # the first one opens the connection: not counted
+            t0 = time.perf_counter()
+            connection.request("HEAD" if byte_range is None else "GET", parsed.path,
+                               headers={} if byte_range is None else {"Range": byte_range})
+            response = connection.getresponse()
+            response.read()
+            times.append((time.perf_counter() - t0) * 1000)
+            if response.status != (200 if byte_range is None else 206):
+                raise SystemExit(f"{name} of {href}: HTTP {response.status}")
+        medians[name] = statistics.median(times[1:])
+    connection.close()
+    return medians
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             search.item_collection_as_dict()
             times.append((time.perf_counter() - t0) * 1000)
         results["item_collection_as_dict_ms"] = statistics.median(times)
+        results["asset_request_median_ms"] = asset_requests(url, items[0].assets["red"].href, args.repeats * 4)
     finally:
         server.stop(data_dir=args.data_dir)
         shutil.rmtree(base, ignore_errors=True)
@@ -143,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  item_collection() returned {results['item_collection_items']} items; "
         f"the same pages as dicts (no pystac parsing) {results['item_collection_as_dict_ms']:.1f} ms"
     )
+    print("  COG requests (median): " + ", ".join(
+        f"{name} {ms:.2f} ms" for name, ms in results["asset_request_median_ms"].items()))
     out = paths.BUILD_DIR / "bench" / "server.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -137,13 +137,56 @@ def test_asset_hrefs_point_at_the_server(served: Served) -> None:
     assert item.assets["red"].href == f"{served.url}/data/{fx.band_path(item.id)}"
 
 
-def test_asset_range_request_answers_206(served: Served) -> None:
+@pytest.mark.parametrize(
+    "byte_range, first, last",  # last: inclusive; negative counts from the end of the file
+    [("bytes=100-199", 100, 199), ("bytes=-100", -100, -1), ("bytes=1000-", 1000, -1),
+     ("bytes=0-999999999", 0, -1), ("bytes=5-5", 5, 5)],
+)
+def test_asset_range_request_answers_206(served: Served, byte_range: str, first: int, last: int) -> None:
     href = f"{served.url}/data/{fx.band_path(fx.SCENES[0].id)}"
     on_disk = (served.data_dir / fx.band_path(fx.SCENES[0].id)).read_bytes()
-    status, headers, body = get(href, {"Range": "bytes=100-199"})
+    first, last = first % len(on_disk), last % len(on_disk)
+    status, headers, body = get(href, {"Range": byte_range})
     assert status == 206
-    assert headers["content-range"] == f"bytes 100-199/{len(on_disk)}"
-    assert body == on_disk[100:200]
+    assert headers["content-range"] == f"bytes {first}-{last}/{len(on_disk)}"
+    assert int(headers["content-length"]) == len(body) == last - first + 1
+    assert body == on_disk[first : last + 1]
+
+
+def test_asset_range_past_the_end_is_416_with_the_size(served: Served) -> None:
+    href = f"{served.url}/data/{fx.band_path(fx.SCENES[0].id)}"
+    size = (served.data_dir / fx.band_path(fx.SCENES[0].id)).stat().st_size
+    status, headers, _ = get(href, {"Range": f"bytes={size}-"})
+    assert status == 416
+    assert headers["content-range"] == f"bytes */{size}"
+
+
+def test_asset_several_ranges_are_one_multipart_answer(served: Served) -> None:
+    href = f"{served.url}/data/{fx.band_path(fx.SCENES[0].id)}"
+    on_disk = (served.data_dir / fx.band_path(fx.SCENES[0].id)).read_bytes()
+    status, headers, body = get(href, {"Range": "bytes=0-9,100-109"})
+    assert status == 206
+    assert headers["content-type"].startswith("multipart/byteranges")
+    assert on_disk[0:10] in body and on_disk[100:110] in body
+
+
+def test_asset_head_and_whole_file(served: Served) -> None:
+    href = f"{served.url}/data/{fx.band_path(fx.SCENES[0].id)}"
+    on_disk = (served.data_dir / fx.band_path(fx.SCENES[0].id)).read_bytes()
+    with urllib.request.urlopen(urllib.request.Request(href, method="HEAD"), timeout=10) as response:
+        assert response.status == 200
+        assert int(response.headers["content-length"]) == len(on_disk)
+        assert response.headers["accept-ranges"] == "bytes"
+        assert response.read() == b""
+    status, _, body = get(href)
+    assert status == 200 and body == on_disk
+
+
+def test_asset_can_only_be_read(served: Served) -> None:
+    request = urllib.request.Request(f"{served.url}/data/{fx.band_path(fx.SCENES[0].id)}", data=b"x", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 405
 
 
 def test_asset_ranges_are_sent_as_stored_even_to_clients_that_accept_compression(served: Served) -> None:

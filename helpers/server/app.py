@@ -5,20 +5,21 @@ Started by :func:`helpers.server.start` through ``python -m helpers.server.serve
 and ``names.API_ENVIRONMENT``). What differs from a stock stac-fastapi-pgstac app is
 written here by hand, each with its reason: the socket DSN, the ``/data/`` files, Sort
 v1.0.0 conformance, the full Query operators, 400s for bad searches, orjson responses,
-COG byte ranges sent uncompressed.
+and the COGs served beside the API (as stored, a byte range in one read).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import orjson
-from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI, Request
 from stac_fastapi.extensions.sort import ItemCollectionSortExtension, SearchSortExtension
 from stac_fastapi.extensions.sort.sort import SortConformanceClasses
@@ -27,8 +28,9 @@ from stac_fastapi.pgstac.config import PostgresSettings, Settings
 from stac_fastapi.pgstac.core import CoreCrudClient
 from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
 from stac_fastapi.pgstac.models.extensions import Extensions
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,16 +63,69 @@ class SocketPostgresSettings(PostgresSettings):
 
 
 class DataFiles(StaticFiles):
-    """The data folder with HTTP Range (starlette's FileResponse answers 206).
+    """The data folder, with HTTP Range answered as S3 does (206 and Content-Range).
 
     StaticFiles already refuses paths that resolve outside the folder; hidden names
     (``.something``) are refused too, so nothing but catalogue files is ever served.
     """
 
     async def get_response(self, path: str, scope: Scope) -> Response:
+        if scope["method"] not in ("GET", "HEAD"):
+            raise HTTPException(status_code=405, headers={"Allow": "GET, HEAD"})
         if any(part.startswith(".") for part in Path(path).parts if part not in ("", ".")):
             raise HTTPException(status_code=404)
-        return await super().get_response(path, scope)
+        try:
+            # starlette looks the file up in a worker thread; for a local stat that hop
+            # costs more than the stat itself
+            full_path, stat_result = self.lookup_path(path)
+        except (OSError, ValueError):  # name too long, null byte, no permission
+            raise HTTPException(status_code=404) from None
+        if stat_result is None or not stat.S_ISREG(stat_result.st_mode):
+            raise HTTPException(status_code=404)
+        return self.file_response(full_path, stat_result, scope)
+
+    def file_response(
+        self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        """A single byte range (what GDAL asks for) read at once; anything else as starlette does.
+
+        starlette's FileResponse reads a range through several hops to a worker thread
+        (open, seek, each 64 kB, close) and a disconnect watcher: 0.67 ms of the app's time
+        for a 16 kB range, against 0.08 ms here with one ``pread`` (measured in-process);
+        a cold COG open makes three requests per file. Written by hand for that reason.
+        """
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        request = Headers(scope=scope)
+        byte_range = _single_byte_range(request.get("range"), stat_result.st_size)
+        if (
+            byte_range is None
+            or response.status_code != 200
+            or scope["method"] != "GET"
+            or "if-range" in request
+        ):
+            return response  # whole file, HEAD, several ranges, malformed or unsatisfiable
+        start, end = byte_range
+        with open(full_path, "rb") as file:
+            body = os.pread(file.fileno(), end - start, start)
+        headers = {k: v for k, v in response.headers.items() if k != "content-length"}
+        headers["content-range"] = f"bytes {start}-{start + len(body) - 1}/{stat_result.st_size}"
+        return Response(body, status_code=206, headers=headers)
+
+
+_BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _single_byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` (end exclusive) of a satisfiable single range, else None."""
+    match = _BYTE_RANGE.fullmatch(header.strip()) if header else None
+    if match is None or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":  # "-N": the last N bytes
+        start, end = max(size - int(last), 0), size
+    else:
+        start, end = int(first), min(int(last) + 1, size) if last else size
+    return (start, end) if start < end else None
 
 
 class GeoJSONResponse(Response):
@@ -156,7 +211,7 @@ async def _bad_search(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"code": "BadRequest", "description": detail, "detail": detail}, status_code=400)
 
 
-def create_app() -> FastAPI:
+def create_app() -> FilesBesideAPI:
     """Build the app from the environment (uvicorn's ``--factory``)."""
     dsn = os.environ[ENV_DSN]
     data_dir = Path(os.environ[ENV_DATA_DIR])
@@ -199,21 +254,25 @@ def create_app() -> FastAPI:
     api.app.add_exception_handler(asyncpg.exceptions.RaiseError, _bad_search)
     api.app.add_exception_handler(json.JSONDecodeError, _bad_search)
     api.app.add_middleware(GeoJSONContentType)
-    _send_data_files_as_stored(api.app)
-    api.app.mount(DATA_ROUTE, DataFiles(directory=data_dir, follow_symlink=False), name="data")
-    return api.app
+    return FilesBesideAPI(api.app, DataFiles(directory=data_dir, follow_symlink=False))
 
 
-def _send_data_files_as_stored(app: FastAPI) -> None:
-    """Keep stac-fastapi's compression for the API's JSON, not for the files at ``/data/``.
+class FilesBesideAPI:
+    """The COGs at ``/data/`` answered directly, everything else (and lifespan) by the API.
 
-    Its Brotli middleware also compressed byte ranges of COGs for clients that accept it
-    (browsers, ``requests``): CPU spent on DEFLATE tiles, and a 206 whose Content-Range
-    counts other bytes than the body. S3 serves the ranges as stored; so does this.
+    Like S3 beside Earth Search: a byte range never passes through the API's middleware
+    (CORS, proxy headers, and Brotli, which compressed ranges for clients that accept br,
+    so that Content-Range counted other bytes than the body). A 404 or 405 from the files
+    is still a proper HTTP answer (starlette's ExceptionMiddleware).
     """
-    app.user_middleware = [
-        Middleware(BrotliMiddleware, *m.args, **{**m.kwargs, "excluded_handlers": [f"^{DATA_ROUTE}/"]})
-        if m.cls is BrotliMiddleware
-        else m
-        for m in app.user_middleware
-    ]
+
+    def __init__(self, api: FastAPI, files: StaticFiles) -> None:
+        self.api = api
+        self.files = ExceptionMiddleware(files)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(f"{DATA_ROUTE}/"):
+            await self.files({**scope, "root_path": scope.get("root_path", "") + DATA_ROUTE}, receive, send)
+        else:
+            await self.api(scope, receive, send)

@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
         factory=True,
         host="127.0.0.1",
         port=args.port,
+        # httptools parses HTTP in C: a COG byte range costs the server 0.29 ms, 0.50 ms
+        # with uvicorn's pure-Python h11 (a cold COG read makes three requests per file)
+        http="httptools",
         timeout_graceful_shutdown=3,
     )
 
