@@ -1,4 +1,4 @@
-"""helpers.cube: a broken COG among the scenes is skipped and named; one-pixel geoboxes.
+"""helpers.cube: a broken COG among the scenes is skipped and named; one-pixel reads.
 
 Fast tests on tiny COGs written to tmp with rasterio. The same behaviour on copies of
 the generated catalogue's items is checked in tests/test_notebook03.py.
@@ -21,6 +21,7 @@ from helpers.cube import (
     SkippedScenesWarning,
     first_scene_per_day,
     pixel_geobox,
+    pixel_values,
     reporting_read_failures,
     solar_day,
 )
@@ -28,22 +29,23 @@ from helpers.cube import (
 X0, Y0, RES, SIZE = 585_000, 3_996_000, 20, 256
 
 
-def _cog(path: Path, value: int) -> None:
-    data = np.full((SIZE, SIZE), value, dtype="uint16")
+def _cog(path: Path, value: int | np.ndarray, res: float = RES) -> None:
+    data = np.full((SIZE, SIZE), value, dtype="uint16") if np.isscalar(value) else value
     with rasterio.open(
         path, "w", driver="COG", width=SIZE, height=SIZE, count=1, dtype="uint16",
-        crs="EPSG:32635", transform=from_origin(X0, Y0, RES, RES), nodata=0, blocksize=128,
+        crs="EPSG:32635", transform=from_origin(X0, Y0, res, res), nodata=0, blocksize=128,
+        overview_resampling="average",
     ) as dst:
         dst.write(data, 1)
 
 
-def _item(item_id: str, day: int, href: Path) -> pystac.Item:
+def _item(item_id: str, day: int, href: Path, res: float = RES) -> pystac.Item:
     from datetime import datetime, timezone
 
     from pyproj import Transformer
 
     to_lon_lat = Transformer.from_crs(32635, 4326, always_xy=True)
-    west, south, east, north = to_lon_lat.transform_bounds(X0, Y0 - SIZE * RES, X0 + SIZE * RES, Y0)
+    west, south, east, north = to_lon_lat.transform_bounds(X0, Y0 - SIZE * res, X0 + SIZE * res, Y0)
     lon_lat_box = [west - 0.01, south - 0.01, east + 0.01, north + 0.01]  # footprint covers the file
     item = pystac.Item(
         id=item_id,
@@ -63,7 +65,7 @@ def _item(item_id: str, day: int, href: Path) -> pystac.Item:
             roles=["data", "reflectance"],
             extra_fields={
                 "proj:shape": [SIZE, SIZE],
-                "proj:transform": [RES, 0, X0, 0, -RES, Y0],
+                "proj:transform": [res, 0, X0, 0, -res, Y0],
                 "raster:bands": [{"nodata": 0, "data_type": "uint16"}],
             },
         ),
@@ -201,3 +203,71 @@ def test_solar_day_shifts_by_longitude() -> None:
     item = _footprint_item("late", "2023-07-13T22:30:00+00:00", 27.0, 36.0, 28.0, 37.0)
     assert str(solar_day(item, lon=28.0)) == "2023-07-14"  # 22:30 UTC is 00:22 solar time at 28 E
     assert str(solar_day(item, lon=-10.0)) == "2023-07-13"
+
+
+# -- pixel_values: one pixel per file, as the cube has it ------------------------------
+@pytest.fixture
+def items_at_10m(tmp_path: Path) -> list[pystac.Item]:
+    """Two scenes of a 10 m band whose every pixel differs (its 20 m overview averages 2 x 2)."""
+    rows, cols = np.indices((SIZE, SIZE))
+    items = []
+    for day in (13, 18):
+        path = tmp_path / f"red_{day}.tif"
+        _cog(path, (1 + rows * 3 + cols * 7 + day).astype("uint16"), res=10)
+        items.append(_item(f"S2A_35SNA_202308{day}_0_L2A", day, path, res=10))
+    return items
+
+
+def _cube_pixel(items, x, y, resolution, crs, use_overviews=True):
+    cube = odc.stac.load(items, bands=["red"], groupby="solar_day", use_overviews=use_overviews,
+                         geobox=pixel_geobox(x, y, resolution, crs))
+    return cube.red.values[:, 0, 0]
+
+
+@pytest.mark.parametrize("resolution", [20, 40])
+def test_pixel_values_are_the_cube_pixel_from_the_overview(items_at_10m, resolution) -> None:
+    x, y = X0 + 31 * resolution + resolution / 2, Y0 - 17 * resolution - resolution / 2
+    pixel = pixel_values(items_at_10m, ["red"], x, y, resolution, "EPSG:32635")
+    np.testing.assert_array_equal(pixel.red.values, _cube_pixel(items_at_10m, x, y, resolution, "EPSG:32635"))
+    # ... and not a 10 m pixel under it: the value comes from the overview (2 x 2 average)
+    assert not np.array_equal(pixel.red.values, _cube_pixel(items_at_10m, x, y, resolution, "EPSG:32635", False))
+    assert [str(t)[:10] for t in pixel.time.values] == ["2023-08-13", "2023-08-18"]
+    assert (float(pixel.x), float(pixel.y)) == (x, y)
+
+
+def test_pixel_values_at_the_files_own_resolution(items_at_10m) -> None:
+    x, y = X0 + 100 * 10 + 5, Y0 - 60 * 10 - 5
+    pixel = pixel_values(items_at_10m, ["red"], x, y, 10, "EPSG:32635")
+    with rasterio.open(items_at_10m[1].assets["red"].href) as src:
+        assert pixel.red.values[1] == src.read(1)[60, 100]
+
+
+def test_pixel_values_in_another_utm_zone_are_resampled(items_at_10m) -> None:
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs(32635, 32634, always_xy=True).transform(X0 + 1000, Y0 - 1000)
+    x, y = round(x / 20) * 20 + 10, round(y / 20) * 20 + 10
+    pixel = pixel_values(items_at_10m, ["red"], x, y, 20, "EPSG:32634")
+    assert np.all(pixel.red.values > 0)
+    np.testing.assert_array_equal(pixel.red.values, _cube_pixel(items_at_10m, x, y, 20, "EPSG:32634", False))
+
+
+def test_pixel_values_outside_a_file_are_nodata(items_at_10m) -> None:
+    pixel = pixel_values(items_at_10m, ["red"], X0 - 1000 + 10, Y0 - 10, 20, "EPSG:32635")
+    assert list(pixel.red.values) == [0, 0]
+
+
+def test_pixel_values_skip_a_broken_file_and_name_it(items_with_a_broken_cog) -> None:
+    x, y = X0 + 50 * RES + RES / 2, Y0 - 50 * RES - RES / 2
+    with pytest.warns(SkippedScenesWarning) as caught:
+        pixel = pixel_values(items_with_a_broken_cog, ["red"], x, y, RES, "EPSG:32635")
+    [message] = [str(w.message) for w in caught if w.category is SkippedScenesWarning]
+    assert "S2B_35SNA_20230822_0_L2A red" in message and "broken.tif" in message
+    assert list(pixel.red.values) == [1000, 0, 2000]
+
+
+def test_pixel_values_say_what_is_missing(items_at_10m) -> None:
+    with pytest.raises(KeyError, match="nir"):
+        pixel_values(items_at_10m, ["red", "nir"], X0 + 10, Y0 - 10, 20, "EPSG:32635")
+    with pytest.raises(ValueError, match="no scenes"):
+        pixel_values([], ["red"], X0 + 10, Y0 - 10, 20, "EPSG:32635")
