@@ -193,8 +193,9 @@ def pixel_values(
     Returns a Dataset with one variable per band along ``time`` (the scenes' datetimes),
     nodata (0) where a file has no data there. An unreadable file is skipped with a
     :class:`SkippedScenesWarning` naming it, as :func:`reporting_read_failures` does for
-    cubes. (Written by hand: odc-stac reads a one-pixel geobox too, but spends about
-    5 ms per file reprojecting and opening it twice, three times the read itself.)
+    cubes. (Written by hand: ``odc.stac.load(geobox=pixel_geobox(...))`` gives the same
+    values, but opens each 10 m file twice and reprojects the pixel: for the workshop's
+    36 files, 0.14-0.16 s once the headers are cached, against 0.08 s here.)
     """
     items = list(items)
     if not items:
