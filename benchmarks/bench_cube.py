@@ -71,7 +71,6 @@ GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": 
             "GDAL_HTTP_RETRY_DELAY": "0.5"}
 
 
-
 def _setup(item_dicts):
     """In a fresh process: GDAL settings as in the notebook, the items back from dicts."""
     warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)  # odc-stac's overview warp
