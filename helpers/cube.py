@@ -132,10 +132,11 @@ def reporting_read_failures(
         logger.removeHandler(collector)
         logger.setLevel(previous_level)
     if collector.failures:
-        _warn_skipped(collector.failures, "their pixels are empty in the cube")
+        # stacklevel: this generator, contextlib's __exit__, then the learner's ``with``
+        _warn_skipped(collector.failures, "their pixels are empty in the cube", stacklevel=4)
 
 
-def _warn_skipped(failures: list[ReadFailure], consequence: str) -> None:
+def _warn_skipped(failures: list[ReadFailure], consequence: str, stacklevel: int) -> None:
     scenes = sorted({f.item_id for f in failures})
     listing = "\n".join(f"  - {f}" for f in sorted(failures, key=str))
     warnings.warn(
@@ -144,7 +145,7 @@ def _warn_skipped(failures: list[ReadFailure], consequence: str) -> None:
         "What to do: the other scenes are fine; re-download or remove the broken "
         "file(s), or leave those scenes out of the search.",
         SkippedScenesWarning,
-        stacklevel=4,
+        stacklevel=stacklevel,
     )
 
 
@@ -220,7 +221,7 @@ def pixel_values(
     failures = [r for r in results if isinstance(r, ReadFailure)]
     values = np.array([0 if isinstance(r, ReadFailure) else r for r in results]).reshape(len(items), len(bands))
     if failures:
-        _warn_skipped(failures, "their values are nodata, 0")
+        _warn_skipped(failures, "their values are nodata, 0", stacklevel=3)  # the caller's line
     times = np.array([np.datetime64(item.datetime.replace(tzinfo=None), "us") for item in items])
     return xr.Dataset(
         {band: ("time", values[:, i]) for i, band in enumerate(bands)},

@@ -113,9 +113,11 @@ def test_broken_cog_is_skipped_with_a_warning_naming_it(items_with_a_broken_cog)
     with pytest.warns(SkippedScenesWarning) as caught:
         with reporting_read_failures(items_with_a_broken_cog) as failures:
             red = cube.red.compute(scheduler="threads")
-    [message] = [str(w.message) for w in caught if w.category is SkippedScenesWarning]
+    [warning] = [w for w in caught if w.category is SkippedScenesWarning]
+    message = str(warning.message)
     assert "S2B_35SNA_20230822_0_L2A" in message and "broken.tif" in message
     assert "1 file(s) of 1 scene(s)" in message
+    assert warning.filename == __file__
     assert [(f.item_id, f.band) for f in failures] == [("S2B_35SNA_20230822_0_L2A", "red")]
     # the two good scenes are computed; the broken one is empty (nodata), not garbage
     assert np.all(red.isel(time=0).values == 1000)
@@ -261,8 +263,9 @@ def test_pixel_values_skip_a_broken_file_and_name_it(items_with_a_broken_cog) ->
     x, y = X0 + 50 * RES + RES / 2, Y0 - 50 * RES - RES / 2
     with pytest.warns(SkippedScenesWarning) as caught:
         pixel = pixel_values(items_with_a_broken_cog, ["red"], x, y, RES, "EPSG:32635")
-    [message] = [str(w.message) for w in caught if w.category is SkippedScenesWarning]
-    assert "S2B_35SNA_20230822_0_L2A red" in message and "broken.tif" in message
+    [warning] = [w for w in caught if w.category is SkippedScenesWarning]
+    assert "S2B_35SNA_20230822_0_L2A red" in str(warning.message) and "broken.tif" in str(warning.message)
+    assert warning.filename == __file__  # points at the learner's call, not inside the helper
     assert list(pixel.red.values) == [1000, 0, 2000]
 
 
