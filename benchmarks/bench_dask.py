@@ -172,6 +172,7 @@ def _write_cog(red_path: Path, nir_path: Path) -> dict:
     import rasterio.shutil
 
     ndvi = _notebook_ndvi(red_path, nir_path)
+    paths.BUILD_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=paths.BUILD_DIR) as tmp:
         tiled, cog = Path(tmp) / "ndvi_tiled.tif", Path(tmp) / "ndvi.tif"
         ndvi.rio.to_raster(tiled, tiled=True, blockxsize=1024, blockysize=1024, lock=threading.Lock())
