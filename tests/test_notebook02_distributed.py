@@ -21,6 +21,7 @@ import pytest
 import rasterio
 
 from helpers import notebooks, paths
+from tests.ndvi_textbook import textbook_ndvi
 
 NOTEBOOK = notebooks.NOTEBOOK_DIR / "02-parallel-raster-computations.ipynb"
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -76,12 +77,8 @@ def _numpy_ndvi_every_10th_pixel() -> np.ndarray:
     bands = []
     for name in ("red", "nir"):
         with rasterio.open(paths.WORKSHOP_SCENE_DIR / f"{name}.tif") as src:
-            bands.append(src.read(1)[::10, ::10].astype(np.float64))
-    red, nir = bands
-    with np.errstate(divide="ignore", invalid="ignore"):
-        expected = (nir - red) / (nir + red)
-    expected[(red == 0) | (nir == 0)] = np.nan
-    return expected
+            bands.append(src.read(1)[::10, ::10])
+    return textbook_ndvi(*bands)
 
 
 @pytest.mark.slow
