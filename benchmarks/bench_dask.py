@@ -26,8 +26,8 @@ Cases (``red.tif`` and ``nir.tif`` of S2A_35SNA_20230827_0_L2A, 10980 x 10980 ui
 * ``decode_discard``: the same reads, each band thrown away as soon as it is read, so the
   second reuses the first one's memory (the decode limit of earlier runs of this
   benchmark, printed for comparison). On a VM whose balloon takes freed memory back,
-  fresh memory costs up to 1.6 s per GB of system time, which this way mostly escapes
-  and an NDVI result cannot;
+  fresh memory costs up to 1.8 s of system time per GB (482 MB in 0.85 s, measured),
+  which this way mostly escapes and an NDVI result cannot;
 * ``write_cog``: notebook 02's write: the lazy NDVI streamed chunk by chunk into a tiled
   GeoTIFF with ``to_raster(tiled=True, lock=...)``, then copied to a COG by GDAL's COG
   driver (overviews, DEFLATE).
