@@ -117,7 +117,7 @@ def reporting_read_failures(
     assets: dict[str, tuple[str, str]] = {}
     for item in items:
         for key, asset in item.assets.items():
-            assets[asset.get_absolute_href() or asset.href] = (item.id, key)
+            assets[_href(asset)] = (item.id, key)
             assets[asset.href] = (item.id, key)
     collector = _FailureCollector(assets)
     logger = logging.getLogger(ODC_READER_LOGGER)
@@ -134,6 +134,12 @@ def reporting_read_failures(
     if collector.failures:
         # stacklevel: this generator, contextlib's __exit__, then the learner's ``with``
         _warn_skipped(collector.failures, "their pixels are empty in the cube", stacklevel=4)
+
+
+def _href(asset: pystac.Asset) -> str:
+    """The href GDAL opens for ``asset`` (absolute when the item knows its own location),
+    which is also the href a :class:`ReadFailure` names."""
+    return asset.get_absolute_href() or asset.href
 
 
 def _warn_skipped(failures: list[ReadFailure], consequence: str, stacklevel: int) -> None:
@@ -209,7 +215,7 @@ def pixel_values(
 
     def read(job: tuple[pystac.Item, str]) -> int | ReadFailure:
         item, band = job
-        href = item.assets[band].get_absolute_href() or item.assets[band].href
+        href = _href(item.assets[band])
         try:
             with rasterio.Env(**GDAL_HTTP_OPTIONS):  # per thread: no directory listing, retries
                 return _read_pixel(href, pixel)
