@@ -94,6 +94,12 @@ def test_a_missing_file_says_how_to_get_the_data(tmp_path: Path) -> None:
         suggest_chunks(tmp_path / "red.tif")
 
 
+def test_a_gdal_virtual_path_is_not_taken_for_a_missing_local_file() -> None:
+    with pytest.raises(OSError, match="could not open /vsimem/nowhere/red.tif as a raster") as raised:
+        suggest_chunks("/vsimem/nowhere/red.tif")
+    assert "make data" not in str(raised.value)
+
+
 def test_a_file_that_is_not_a_raster_gives_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "red.tif"
     path.write_text("not a GeoTIFF")
@@ -107,21 +113,54 @@ def test_a_bad_target_is_refused(tiled: Path, target_mb) -> None:
         suggest_chunks(tiled, target_mb=target_mb)
 
 
-def test_configure_gdal_applies_to_every_thread() -> None:
+def _seen_from_another_thread(key: str):
     from rasterio.env import get_gdal_config
 
-    from rasterio.env import set_gdal_config
+    seen: list = []
+    reader = threading.Thread(target=lambda: seen.append(get_gdal_config(key)))
+    reader.start()
+    reader.join()
+    return seen[0]
 
-    before = get_gdal_config("GDAL_CACHEMAX")
+
+def test_configure_gdal_sets_the_block_cache_in_megabytes_for_every_thread() -> None:
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    before = get_gdal_config("GDAL_CACHEMAX")  # GDAL counts the cache in bytes
     try:
         configure_gdal(cache_mb=48)
-        seen: list = []
-        worker = threading.Thread(target=lambda: seen.append(get_gdal_config("GDAL_CACHEMAX")))
-        worker.start()
-        worker.join()
-        assert seen == [48]
+        assert _seen_from_another_thread("GDAL_CACHEMAX") == 48 * 1024 * 1024
     finally:
         set_gdal_config("GDAL_CACHEMAX", before)
+
+
+@pytest.mark.parametrize("caller", ["main thread", "worker thread"])
+def test_configure_gdal_sets_the_http_options_for_every_thread(caller, monkeypatch) -> None:
+    from rasterio._env import del_gdal_config  # rasterio.env has no public "unset"
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    from helpers.chunks import GDAL_HTTP_OPTIONS
+
+    def unset_http_options() -> None:
+        for key in GDAL_HTTP_OPTIONS:
+            del_gdal_config(key)
+            monkeypatch.delenv(key, raising=False)
+
+    cache_before = get_gdal_config("GDAL_CACHEMAX")
+    unset_http_options()  # earlier tests may have configured this process already
+    assert _seen_from_another_thread("GDAL_HTTP_MAX_RETRY") is None
+    try:
+        if caller == "main thread":
+            configure_gdal()
+        else:  # e.g. client.run(configure_gdal) on an in-process dask.distributed worker
+            setter = threading.Thread(target=configure_gdal)
+            setter.start()
+            setter.join()
+        assert _seen_from_another_thread("GDAL_HTTP_MAX_RETRY") == 3
+        assert _seen_from_another_thread("GDAL_DISABLE_READDIR_ON_OPEN") == "EMPTY_DIR"
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", cache_before)
+        unset_http_options()
 
 
 # --- over HTTP -----------------------------------------------------------------------
