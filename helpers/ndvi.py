@@ -79,6 +79,10 @@ def _ndvi_block(
     other = np.empty((slab, cols), bool)
     # A scale shared by both bands with no offset cancels out of the ratio: skip it.
     rescale = not (red_scale == nir_scale and red_offset == 0 and nir_offset == 0)
+    # Unsigned digital numbers with no offset are never negative: x / 0 needs x = 0 (NaN).
+    never_cancels = red_offset == 0 and nir_offset == 0 and all(
+        np.issubdtype(a.dtype, np.unsignedinteger) for a in (red_dn, nir_dn)
+    )
     nan = np.float32(np.nan)
     for start in range(0, red_rows.shape[0], slab):
         stop = min(start + slab, red_rows.shape[0])
@@ -96,7 +100,7 @@ def _ndvi_block(
         i += r  # i now holds the denominator nir + red
         with np.errstate(divide="ignore", invalid="ignore"):
             np.divide(o, i, out=o)  # 0 / 0 gives NaN by itself
-        if red_offset != 0 or nir_offset != 0:  # only offsets make x / 0 (inf) possible
+        if not never_cancels:  # red = -nir != 0 gives x / 0, inf
             np.equal(i, 0, out=bad)
             np.copyto(o, nan, where=bad)
         if nodata is not None:

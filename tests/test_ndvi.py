@@ -67,6 +67,14 @@ def test_a_zero_denominator_is_nan_not_inf() -> None:
     assert np.isnan(result[0, 0])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int16"])
+def test_a_zero_denominator_from_signed_inputs_is_nan_not_inf(dtype) -> None:
+    # already scaled or signed values can cancel out without any offset: -2 + 2 = 0
+    result = ndvi(_band([[-2, 1]], dtype=dtype), _band([[2, 3]], dtype=dtype), nodata=None).values
+    assert np.isnan(result[0, 0])
+    assert result[0, 1] == pytest.approx(0.5, abs=1e-6)  # 2 / 4
+
+
 def test_nan_in_float_inputs_propagates() -> None:
     # what rioxarray.open_rasterio(masked=True) gives: float32 with NaN for no data
     red = _band([[np.nan, 1000.0]], dtype="float32")
