@@ -165,7 +165,7 @@ def run_all(notebooks: Iterable[Path], build_dir: Path, parameters: dict[str, An
         print(f"running {notebook.name} ...", flush=True)
         given = dict(parameters)
         if "output_dir" in papermill.inspect_notebook(str(notebook)):
-            given["output_dir"] = str(build_dir / "outputs")
+            given.setdefault("output_dir", str(build_dir / "outputs"))
         executed = execute(notebook, target, parameters=given)
         figures = save_figures(executed, build_dir / "figures" / notebook.stem)
         print(f"  wrote {target.relative_to(build_dir.parent)} and {len(figures)} figures", flush=True)

@@ -111,7 +111,8 @@ def test_lessons_have_exercises_with_solutions(notebook: Path) -> None:
     assert exercises and len(solutions) >= len(exercises)
 
 
-def test_run_all_writes_executed_notebooks_figures_and_outputs(tmp_path: Path) -> None:
+def _tiny_notebook(tmp_path: Path) -> Path:
+    """A lesson-like notebook that writes a file and shows a figure."""
     source = tmp_path / "src" / "01-tiny.ipynb"
     source.parent.mkdir()
     nb = nbformat.v4.new_notebook(cells=[
@@ -124,9 +125,21 @@ def test_run_all_writes_executed_notebooks_figures_and_outputs(tmp_path: Path) -
         ),
     ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nbformat.write(nb, str(source))
+    return source
 
+
+def test_run_all_writes_executed_notebooks_figures_and_outputs(tmp_path: Path) -> None:
+    source = _tiny_notebook(tmp_path)
     notebooks.run_all([source], tmp_path / "build", {"api_url": "http://example.invalid"})
 
     assert (tmp_path / "build" / "notebooks" / "01-tiny.ipynb").exists()
     assert (tmp_path / "build" / "outputs" / "answer.txt").read_text() == "http://example.invalid"
     assert len(list((tmp_path / "build" / "figures" / "01-tiny").glob("cell*-0.png"))) == 1
+
+
+def test_run_all_keeps_an_output_dir_that_is_given(tmp_path: Path) -> None:
+    source = _tiny_notebook(tmp_path)
+    mine = tmp_path / "mine"
+    notebooks.run_all([source], tmp_path / "build", {"api_url": "given", "output_dir": str(mine)})
+    assert (mine / "answer.txt").read_text() == "given"
+    assert not (tmp_path / "build" / "outputs").exists()
