@@ -27,8 +27,9 @@ COG_DIR = DATA_DIR / "sentinel-s2-l2a-cogs"
 
 AOI_FILE = DATA_DIR / "rhodes.gpkg"
 BURN_SCAR_TRUTH_FILE = DATA_DIR / "burn_scar_truth.gpkg"
+WORKSHOP_SCENE_ID = "S2A_35SNA_20230827_0_L2A"
 WORKSHOP_SCENE_DIR = DATA_DIR / "sentinel2"
-"""``red.tif`` and ``nir.tif`` of S2A_35SNA_20230827_0_L2A, as in the workshop's download."""
+"""``red.tif`` and ``nir.tif`` of the scene ``WORKSHOP_SCENE_ID``, as in the workshop's download."""
 
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
 """The live Earth Search STAC API; pass it as the notebooks' ``api_url`` when online."""

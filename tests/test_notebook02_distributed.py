@@ -6,6 +6,8 @@ API (``read_from="stac"``), as a learner on a real cluster would.
 The notebook writes two results into ``output_dir``: the NDVI COG computed with threads
 in this process, and every 10th pixel of the NDVI computed on the cluster. They must be
 equal, and both must match NDVI worked out here with plain NumPy from the local bands.
+Also run: ``scheduler="local"`` (a LocalCluster with its dashboard), and the clear errors
+for a scheduler that does not answer and for a scene that is not there.
 """
 
 from __future__ import annotations
@@ -120,4 +122,57 @@ def test_an_unknown_scheduler_is_refused(api: str, tmp_path: Path) -> None:
             NOTEBOOK,
             tmp_path / NOTEBOOK.name,
             parameters={"api_url": api, "scheduler": "processes", "output_dir": str(tmp_path / "out")},
+        )
+
+
+def _printed(executed_notebook: Path) -> str:
+    import nbformat
+
+    nb = nbformat.read(str(executed_notebook), as_version=4)
+    return "".join(
+        output.get("text", "") for cell in nb.cells for output in cell.get("outputs", []) if output.output_type == "stream"
+    )
+
+
+@pytest.mark.slow
+def test_the_notebook_on_a_local_cluster_shows_its_dashboard(api: str, tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    executed = tmp_path / NOTEBOOK.name
+    notebooks.execute(NOTEBOOK, executed, parameters={"api_url": api, "scheduler": "local", "output_dir": str(out)})
+
+    printed = _printed(executed)
+    assert "dashboard: http://127.0.0.1:" in printed
+    assert "2 workers" in printed
+    with rasterio.open(out / "ndvi_every_10th_pixel.tif") as src:
+        np.testing.assert_allclose(src.read(1), _numpy_ndvi_every_10th_pixel(), atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.slow
+def test_a_scheduler_that_does_not_answer_says_what_to_check(api: str, tmp_path: Path) -> None:
+    from papermill.exceptions import PapermillExecutionError
+
+    nobody = f"tcp://127.0.0.1:{_free_port()}"
+    with pytest.raises(PapermillExecutionError, match=f"no Dask scheduler answered at {nobody}"):
+        notebooks.execute(
+            NOTEBOOK,
+            tmp_path / NOTEBOOK.name,
+            parameters={"api_url": api, "scheduler": nobody, "output_dir": str(tmp_path / "out")},
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("read_from", "error"),
+    [("files", 'holds the bands of S2A_35SNA_20230827_0_L2A only; to read .* set read_from = "stac"'),
+     ("stac", "has no scene 'S2B_35SNA_20230822_0_L2X' in 'sentinel-2-l2a'")],
+)
+def test_a_scene_that_is_not_there_says_what_to_change(api: str, tmp_path: Path, read_from: str, error: str) -> None:
+    from papermill.exceptions import PapermillExecutionError
+
+    with pytest.raises(PapermillExecutionError, match=error):
+        notebooks.execute(
+            NOTEBOOK,
+            tmp_path / NOTEBOOK.name,
+            parameters={"api_url": api, "read_from": read_from, "scene_id": "S2B_35SNA_20230822_0_L2X",
+                        "output_dir": str(tmp_path / "out")},
         )

@@ -19,6 +19,8 @@ from pyproj import Transformer
 from shapely.geometry import Polygon, box
 import shapely
 
+from helpers import paths
+
 EPSG = 32635
 """UTM zone 35N: every tile over Rhodes."""
 
@@ -33,7 +35,7 @@ TILE_ORIGINS: dict[str, tuple[int, int]] = {
     "35SPV": (600_000, 4_000_020),
 }
 
-WORKSHOP_ITEM_ID = "S2A_35SNA_20230827_0_L2A"
+WORKSHOP_ITEM_ID = paths.WORKSHOP_SCENE_ID
 WORKSHOP_FOOTPRINT: list[tuple[float, float]] = [
     # lon, lat of the live item (reference), closed below
     (27.2904, 37.0462),
