@@ -114,6 +114,9 @@ def open_client(
     Raises :class:`SearchError` when nothing answers there or the answer is not a
     STAC API landing page.
     """
+    if not str(api_url).startswith(("http://", "https://")):
+        # pystac-client would take it for a local file and fail with a bare FileNotFoundError
+        raise SearchError(_unreachable_message(api_url, "it does not start with http:// or https://"))
     stac_io = StacApiIO(timeout=timeout, max_retries=_retry(retries))
     try:
         return pystac_client.Client.open(api_url, stac_io=stac_io, timeout=timeout)
@@ -243,18 +246,19 @@ def matched(search: ItemSearch) -> int:
     ``context.matched`` (pystac-client #22, #177); then the result pages are fetched
     and their items counted (bounded by the search's ``max_items``, if set).
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="numberMatched or context.matched")
-        try:
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="numberMatched or context.matched")
             found = search.matched()
-        except APIError as err:
-            raise SearchError(
-                f"The STAC API at {search.url!r} failed to count the search: "
-                f"{_short_reason(err)}"
-            ) from None
-    if found is not None:
-        return int(found)
-    return sum(len(page.get("features", [])) for page in search.pages_as_dicts())
+        if found is not None:
+            return int(found)
+        return sum(len(page.get("features", [])) for page in search.pages_as_dicts())
+    except APIError as err:
+        raise SearchError(
+            f"The STAC API at {search.url!r} failed to count the search: {_short_reason(err)}\n"
+            "What to do: run the cell again (a busy server often answers the second time); "
+            "if it keeps failing, narrow the search or switch `api_url`."
+        ) from None
 
 
 def items_to_geodataframe(

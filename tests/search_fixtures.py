@@ -35,6 +35,7 @@ class FakeStac:
     collections: list[str] = field(default_factory=lambda: ["sentinel-2-l2a"])
     send_count: bool = False
     fail_first: int = 0
+    fail_after: int | None = None  # answer this many searches, then 503 to every one
     not_stac: bool = False
     no_search: bool = False
     searches: list[dict[str, Any]] = field(default_factory=list)
@@ -73,6 +74,9 @@ def _handler(state: FakeStac) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
             state.searches.append(body)
+            if state.fail_after is not None and len(state.searches) > state.fail_after:
+                self._send(503, {"code": "ServiceUnavailable", "description": "busy"})
+                return
             if state.fail_first > 0:
                 state.fail_first -= 1
                 self._send(503, {"code": "ServiceUnavailable", "description": "busy"})

@@ -55,6 +55,13 @@ def test_unreachable_api_with_default_retries_still_raises_search_error() -> Non
         open_client(UNREACHABLE)
 
 
+@pytest.mark.parametrize("api_url", ["127.0.0.1:8765", "earth-search.aws.element84.com/v1"])
+def test_an_api_url_without_http_says_what_to_do(api_url: str) -> None:
+    with pytest.raises(SearchError, match="does not start with http:// or https://") as info:
+        open_client(api_url)
+    assert paths.EMBEDDED_API_URL in str(info.value)
+
+
 def test_a_web_page_that_is_not_a_stac_api_is_reported() -> None:
     with fake_stac_api(FakeStac(not_stac=True)) as fake:
         with pytest.raises(SearchError, match="not with a STAC API landing page") as info:
@@ -171,6 +178,16 @@ def test_matched_counts_items_when_the_server_sends_no_count() -> None:
         with pytest.warns(UserWarning, match="numberMatched"):
             assert search.matched() is None  # the pitfall the helper works around
         assert matched(search) == 3
+
+
+def test_matched_reports_a_page_that_fails_while_counting() -> None:
+    with fake_stac_api(FakeStac(send_count=False, fail_after=1)) as fake:
+        client = pystac_client.Client.open(fake.url)
+        search = client.search(collections=["sentinel-2-l2a"], intersects=POINT, limit=2)
+        with pytest.raises(SearchError, match="failed to count the search: HTTP 503") as info:
+            matched(search)
+    assert "run the cell again" in str(info.value)
+    assert len(fake.searches) == 2  # the count request, then the first page of items
 
 
 def test_matched_uses_the_servers_count_when_there_is_one() -> None:
