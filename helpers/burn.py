@@ -84,9 +84,7 @@ def _nanmedian_quietly(values: np.ndarray) -> np.ndarray:
     """
     never_clear = np.isnan(values).all(axis=-1)
     filled = np.where(never_clear[..., np.newaxis], 0, values)
-    result = np.nanmedian(filled, axis=-1)
-    result[never_clear] = np.nan
-    return result
+    return np.where(never_clear, np.nan, np.nanmedian(filled, axis=-1)).astype(values.dtype, copy=False)
 
 
 def clear_median(index: xr.DataArray, dim: str = "time") -> xr.DataArray:

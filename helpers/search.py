@@ -88,7 +88,7 @@ def _unreachable_message(api_url: str, reason: str) -> str:
     )
 
 
-def _short_reason(err: BaseException) -> str:
+def short_reason(err: BaseException) -> str:
     """The first line of an error, without requests' nested reprs where possible."""
     text = str(err).strip() or type(err).__name__
     status = getattr(err, "status_code", None)
@@ -121,7 +121,7 @@ def open_client(
     try:
         return pystac_client.Client.open(api_url, stac_io=stac_io, timeout=timeout)
     except APIError as err:
-        raise SearchError(_unreachable_message(api_url, _short_reason(err))) from None
+        raise SearchError(_unreachable_message(api_url, short_reason(err))) from None
     except (ValueError, KeyError, pystac.STACError) as err:
         raise SearchError(
             f"{api_url!r} answered, but not with a STAC API landing page ({err}).\n"
@@ -210,7 +210,7 @@ def search_items(
     except APIError as err:
         raise SearchError(
             f"The STAC API at {api_url!r} failed the search for {what}: "
-            f"{_short_reason(err)}\nWhat to do: run the cell again in a minute (public "
+            f"{short_reason(err)}\nWhat to do: run the cell again in a minute (public "
             "APIs throttle under load); if it keeps failing, check the search arguments "
             f"or switch `api_url` (offline: {paths.EMBEDDED_API_URL!r})."
         ) from None
@@ -255,7 +255,7 @@ def matched(search: ItemSearch) -> int:
         return sum(len(page.get("features", [])) for page in search.pages_as_dicts())
     except APIError as err:
         raise SearchError(
-            f"The STAC API at {search.url!r} failed to count the search: {_short_reason(err)}\n"
+            f"The STAC API at {search.url!r} failed to count the search: {short_reason(err)}\n"
             "What to do: run the cell again (a busy server often answers the second time); "
             "if it keeps failing, narrow the search or switch `api_url`."
         ) from None

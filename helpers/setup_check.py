@@ -71,12 +71,17 @@ def check_data() -> Check:
 
 def check_api(api_url: str) -> Check:
     """The same client the lessons use (``helpers.search.open_client``), so the advice matches theirs."""
-    from helpers.search import SearchError, open_client
+    from pystac_client.exceptions import APIError
+
+    from helpers.search import SearchError, open_client, short_reason
 
     try:
         client = open_client(api_url, retries=0)
         collections = sorted(c.id for c in client.get_collections())
         return Check("STAC API", True, f"reachable, collections: {', '.join(collections)}")
+    except APIError as error:  # the landing page answered, the list of collections did not
+        return Check("STAC API", False, f"{api_url} failed to list its collections: {short_reason(error)}",
+                     "run the check again in a minute (a busy server); if it keeps failing, switch `api_url`")
     except SearchError as error:
         problem, _, advice = str(error).partition("What to do:")
         return Check("STAC API", False, problem.strip().splitlines()[0], advice.strip() or "check `api_url`")

@@ -38,6 +38,7 @@ class FakeStac:
     fail_after: int | None = None  # answer this many searches, then 503 to every one
     not_stac: bool = False
     no_search: bool = False
+    collections_busy: bool = False  # the landing page answers, /collections says 503
     searches: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
 
@@ -61,6 +62,8 @@ def _handler(state: FakeStac) -> type[BaseHTTPRequestHandler]:
                 self._send(200, "<html><body>Welcome to nginx!</body></html>", "text/html")
             elif path == "":
                 self._send(200, self._landing())
+            elif path == "/collections" and state.collections_busy:
+                self._send(503, {"code": "ServiceUnavailable", "description": "busy"})
             elif path == "/collections":
                 cols = [self._collection(c) for c in state.collections]
                 self._send(200, {"collections": cols, "links": []})

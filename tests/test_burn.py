@@ -70,6 +70,15 @@ def test_clear_median_never_clear_is_nan_without_warning(recwarn) -> None:
     assert not [w for w in recwarn if "All-NaN" in str(w.message)]
 
 
+@pytest.mark.parametrize(("values", "expected"), [([0.5, np.nan, 0.7, 0.6], 0.6), ([np.nan, np.nan], np.nan)])
+def test_clear_median_of_one_pixel_series(values, expected) -> None:
+    # a single pixel through time, as notebook 03 picks one out of the cube
+    index = xr.DataArray(np.array(values, dtype="float32"), dims=("time",))
+    result = clear_median(index)
+    assert result.dims == () and result.dtype == np.float32
+    np.testing.assert_allclose(result.values, expected, equal_nan=True)
+
+
 def test_clear_median_of_no_dates_says_what_to_do() -> None:
     index = xr.DataArray(np.zeros((0, 1, 1), dtype="float32"), dims=("time", "y", "x"))
     with pytest.raises(ValueError, match="widen the date range"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from helpers import setup_check
+from tests.search_fixtures import FakeStac, fake_stac_api
 
 
 def test_installed_packages_report_their_versions() -> None:
@@ -22,6 +23,14 @@ def test_unreachable_api_gives_advice() -> None:
     assert not check.ok
     assert "127.0.0.1:9" in check.detail
     assert "make serve" in check.fix
+
+
+def test_an_api_that_fails_to_list_its_collections_gives_advice() -> None:
+    with fake_stac_api(FakeStac(collections_busy=True)) as fake:
+        check = setup_check.check_api(fake.url)
+    assert not check.ok
+    assert "HTTP 503" in check.detail
+    assert "again" in check.fix and "api_url" in check.fix
 
 
 def test_missing_graphviz_says_how_to_install(monkeypatch) -> None:
