@@ -156,20 +156,23 @@ def _warn_skipped(failures: list[ReadFailure], consequence: str, stacklevel: int
 
 
 def pixel_geobox(x: float, y: float, resolution: float, crs: str) -> GeoBox:
-    """The 1 x 1 grid of the ``resolution``-metre pixel centred on ``(x, y)``.
+    """The 1 x 1 grid of the ``resolution``-metre cube pixel that contains ``(x, y)``.
 
-    ``(x, y)`` is a pixel centre of the data cube (e.g. ``cube.x.sel(x=..., method=
-    "nearest")``), in ``crs`` units; loading with ``geobox=pixel_geobox(...)`` gives
-    exactly that pixel of the cube, read from the same COG overview.
+    The cube's pixel edges lie on multiples of ``resolution`` in ``crs`` units (as
+    ``odc.stac.load`` aligns them), so any point inside a pixel, its centre included
+    (e.g. ``cube.x.sel(x=..., method="nearest")``), gives that pixel; loading with
+    ``geobox=pixel_geobox(...)`` gives exactly that pixel of the cube, read from the same
+    COG overview.
     """
     if not (math.isfinite(x) and math.isfinite(y)) or resolution <= 0:
         raise ValueError(
-            f"need a finite pixel centre and a positive resolution, got x={x}, y={y}, "
+            f"need a finite point and a positive resolution, got x={x}, y={y}, "
             f"resolution={resolution}"
         )
-    half = resolution / 2
+    left = math.floor(x / resolution) * resolution
+    bottom = math.floor(y / resolution) * resolution
     return GeoBox.from_bbox(
-        (x - half, y - half, x + half, y + half), crs=crs, resolution=resolution
+        (left, bottom, left + resolution, bottom + resolution), crs=crs, resolution=resolution
     )
 
 
@@ -189,8 +192,8 @@ def pixel_values(
 ) -> xr.Dataset:
     """The digital numbers of one cube pixel in each scene: a time series without a cube.
 
-    ``(x, y)`` is a pixel centre of the cube (``resolution`` metres, in ``crs``), as for
-    :func:`pixel_geobox`; pass one scene per day (:func:`first_scene_per_day`). Each file
+    ``(x, y)`` is a point in the cube pixel (``resolution`` metres, in ``crs``), as for
+    :func:`pixel_geobox`, and the result's ``x`` and ``y`` are that pixel's centre; pass one scene per day (:func:`first_scene_per_day`). Each file
     is opened (GDAL fetches its header) and the pixel read as a decimated window, so GDAL
     takes it from the overview at ``resolution`` when the band is finer (10 m bands at
     20 m), the same overview pixel ``odc.stac.load(..., use_overviews=True)`` puts in the
@@ -229,9 +232,10 @@ def pixel_values(
     if failures:
         _warn_skipped(failures, "their values are nodata, 0", stacklevel=3)  # the caller's line
     times = np.array([np.datetime64(item.datetime.replace(tzinfo=None), "us") for item in items])
+    left, _, _, top = pixel.boundingbox
     return xr.Dataset(
         {band: ("time", values[:, i]) for i, band in enumerate(bands)},
-        coords={"time": times, "x": x, "y": y},
+        coords={"time": times, "x": left + resolution / 2, "y": top - resolution / 2},
         attrs={"crs": str(pixel.crs), "resolution": resolution},
     )
 

@@ -164,10 +164,15 @@ def test_pixel_geobox_is_the_cube_pixel() -> None:
     assert tuple(geobox.affine)[:6] == (20.0, 0.0, 585_000.0, 0.0, -20.0, 3_995_020.0)
 
 
+@pytest.mark.parametrize(("x", "y"), [(585_000.5, 3_995_019.5), (585_019, 3_995_001), (585_000, 3_995_000)])
+def test_pixel_geobox_of_any_point_in_the_pixel_is_that_pixel(x, y) -> None:
+    assert pixel_geobox(x, y, 20, "EPSG:32635") == pixel_geobox(585_010, 3_995_010, 20, "EPSG:32635")
+
+
 def test_pixel_geobox_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="positive resolution"):
         pixel_geobox(585_010, 3_995_010, 0, "EPSG:32635")
-    with pytest.raises(ValueError, match="finite pixel centre"):
+    with pytest.raises(ValueError, match="finite point"):
         pixel_geobox(float("nan"), 3_995_010, 20, "EPSG:32635")
 
 
@@ -235,6 +240,13 @@ def test_pixel_values_are_the_cube_pixel_from_the_overview(items_at_10m, resolut
     assert not np.array_equal(pixel.red.values, _cube_pixel(items_at_10m, x, y, resolution, "EPSG:32635", False))
     assert [str(t)[:10] for t in pixel.time.values] == ["2023-08-13", "2023-08-18"]
     assert (float(pixel.x), float(pixel.y)) == (x, y)
+
+
+def test_pixel_values_off_centre_are_the_pixel_that_contains_the_point(items_at_10m) -> None:
+    centre_x, centre_y = X0 + 31 * 20 + 10, Y0 - 17 * 20 - 10
+    pixel = pixel_values(items_at_10m, ["red"], centre_x + 7, centre_y - 9, 20, "EPSG:32635")
+    np.testing.assert_array_equal(pixel.red.values, _cube_pixel(items_at_10m, centre_x, centre_y, 20, "EPSG:32635"))
+    assert (float(pixel.x), float(pixel.y)) == (centre_x, centre_y)
 
 
 def test_pixel_values_at_the_files_own_resolution(items_at_10m) -> None:
