@@ -168,7 +168,10 @@ def compare_with_truth(
     if len(truth) == 0:
         raise ValueError("the truth file holds no polygon")
     if truth.crs is None:
-        raise ValueError("the truth file has no CRS; it should say EPSG:32635 (or any CRS)")
+        raise ValueError(
+            "the truth file has no CRS: give it the one its coordinates are in, "
+            "e.g. truth.set_crs('EPSG:32635'), or fix the file"
+        )
     scar = Geometry(truth.to_crs(geobox.crs.to_wkt()).geometry.union_all(), crs=geobox.crs)
     inside = scar & geobox.extent
     truth_mask = rasterize(scar, geobox).values

@@ -229,7 +229,8 @@ def common_scale_offset(
 
     odc-stac ignores ``raster:bands`` scale/offset (odc-stac #55), so a cube holds raw
     DNs and one conversion is applied to all of it. That is only right when every scene
-    agrees; mixing baselines (e.g. 2021 and 2023 scenes of ``sentinel-2-c1-l2a``)
+    agrees; mixing conventions (e.g. ``sentinel-2-l2a`` scenes with and without
+    ``earthsearch:boa_offset_applied``)
     raises ValueError naming the groups, so the caller can convert per scene instead.
     """
     groups: dict[tuple[float, float], list[str]] = {}

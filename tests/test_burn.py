@@ -135,6 +135,13 @@ def test_compare_with_truth_refuses_a_time_series(geobox: GeoBox) -> None:
         compare_with_truth(burned, truth)
 
 
+def test_compare_with_truth_without_a_crs_says_how_to_set_it(geobox: GeoBox) -> None:
+    burned = xr_zeros(geobox, dtype="bool")
+    truth = gpd.GeoDataFrame(geometry=[_square(0, 0, 10, 10)])
+    with pytest.raises(ValueError, match=r"no CRS.*truth.set_crs\('EPSG:32635'\)"):
+        compare_with_truth(burned, truth)
+
+
 def test_compare_with_truth_refuses_degrees() -> None:
     geobox = GeoBox.from_bbox((27.9, 36.1, 28.0, 36.2), crs="EPSG:4326", resolution=0.001)
     truth = gpd.GeoDataFrame(geometry=[box(27.95, 36.15, 27.96, 36.16)], crs=4326)
