@@ -193,12 +193,13 @@ def pixel_values(
     """The digital numbers of one cube pixel in each scene: a time series without a cube.
 
     ``(x, y)`` is a point in the cube pixel (``resolution`` metres, in ``crs``), as for
-    :func:`pixel_geobox`, and the result's ``x`` and ``y`` are that pixel's centre; pass one scene per day (:func:`first_scene_per_day`). Each file
-    is opened (GDAL fetches its header) and the pixel read as a decimated window, so GDAL
-    takes it from the overview at ``resolution`` when the band is finer (10 m bands at
-    20 m), the same overview pixel ``odc.stac.load(..., use_overviews=True)`` puts in the
-    cube: one block per file, and no resampling step. A file on another grid (another UTM
-    zone than ``crs``) is resampled to the pixel, nearest neighbour.
+    :func:`pixel_geobox`, and the result's ``x`` and ``y`` are that pixel's centre; pass
+    one scene per day (:func:`first_scene_per_day`). Each file is opened (GDAL fetches
+    its header) and the pixel read as a decimated window, so GDAL takes it from the
+    overview at ``resolution`` when the band is finer (10 m bands at 20 m), the same
+    overview pixel ``odc.stac.load(..., use_overviews=True)`` puts in the cube: one block
+    per file, and no resampling step. A file on another grid (another UTM zone than
+    ``crs``) is resampled to the pixel, nearest neighbour.
 
     Returns a Dataset with one variable per band along ``time`` (the scenes' datetimes),
     nodata (0) where a file has no data there. An unreadable file is skipped with a
