@@ -113,16 +113,19 @@ def test_the_notebook_on_a_dask_cluster_equals_the_threaded_result(
     assert any("ndvi" in prefix for prefix in ran), ran
 
 
-@pytest.mark.slow
-def test_an_unknown_scheduler_is_refused(api: str, tmp_path: Path) -> None:
+def _stops_with(error: str, tmp_path: Path, **parameters) -> None:
+    """The notebook, run with ``parameters``, stops with an error matching ``error``."""
     from papermill.exceptions import PapermillExecutionError
 
-    with pytest.raises(PapermillExecutionError, match="scheduler must be"):
+    with pytest.raises(PapermillExecutionError, match=error):
         notebooks.execute(
-            NOTEBOOK,
-            tmp_path / NOTEBOOK.name,
-            parameters={"api_url": api, "scheduler": "processes", "output_dir": str(tmp_path / "out")},
+            NOTEBOOK, tmp_path / NOTEBOOK.name, parameters={**parameters, "output_dir": str(tmp_path / "out")}
         )
+
+
+@pytest.mark.slow
+def test_an_unknown_scheduler_is_refused(api: str, tmp_path: Path) -> None:
+    _stops_with("scheduler must be", tmp_path, api_url=api, scheduler="processes")
 
 
 def _printed(executed_notebook: Path) -> str:
@@ -149,15 +152,8 @@ def test_the_notebook_on_a_local_cluster_shows_its_dashboard(api: str, tmp_path:
 
 @pytest.mark.slow
 def test_a_scheduler_that_does_not_answer_says_what_to_check(api: str, tmp_path: Path) -> None:
-    from papermill.exceptions import PapermillExecutionError
-
     nobody = f"tcp://127.0.0.1:{_free_port()}"
-    with pytest.raises(PapermillExecutionError, match=f"no Dask scheduler answered at {nobody}"):
-        notebooks.execute(
-            NOTEBOOK,
-            tmp_path / NOTEBOOK.name,
-            parameters={"api_url": api, "scheduler": nobody, "output_dir": str(tmp_path / "out")},
-        )
+    _stops_with(f"no Dask scheduler answered at {nobody}", tmp_path, api_url=api, scheduler=nobody)
 
 
 @pytest.mark.slow
@@ -167,12 +163,4 @@ def test_a_scheduler_that_does_not_answer_says_what_to_check(api: str, tmp_path:
      ("stac", "has no scene 'S2B_35SNA_20230822_0_L2X' in 'sentinel-2-l2a'")],
 )
 def test_a_scene_that_is_not_there_says_what_to_change(api: str, tmp_path: Path, read_from: str, error: str) -> None:
-    from papermill.exceptions import PapermillExecutionError
-
-    with pytest.raises(PapermillExecutionError, match=error):
-        notebooks.execute(
-            NOTEBOOK,
-            tmp_path / NOTEBOOK.name,
-            parameters={"api_url": api, "read_from": read_from, "scene_id": "S2B_35SNA_20230822_0_L2X",
-                        "output_dir": str(tmp_path / "out")},
-        )
+    _stops_with(error, tmp_path, api_url=api, read_from=read_from, scene_id="S2B_35SNA_20230822_0_L2X")
