@@ -67,6 +67,13 @@ def _ndvi_block(
     while it is still in the CPU cache, and the only full-size array is the result.
     """
     (red_scale, red_offset), (nir_scale, nir_offset) = red_scale_offset, nir_scale_offset
+    # A factor common to both bands cancels out of the ratio, so work in units of the
+    # smaller scale: with Sentinel-2's shared 0.0001 the offset -0.1 becomes a whole
+    # -1000 DN, exact in float32, and a zero denominator is exactly 0 instead of a
+    # rounding residue that would give NDVI in the millions.
+    unit = min(red_scale, nir_scale)
+    red_factor, nir_factor = np.float32(red_scale / unit), np.float32(nir_scale / unit)
+    red_shift, nir_shift = np.float32(red_offset / unit), np.float32(nir_offset / unit)
     out = np.empty(red_dn.shape, np.float32)
     if out.size == 0:
         return out
@@ -77,8 +84,7 @@ def _ndvi_block(
     nir = np.empty((slab, cols), np.float32)
     invalid = np.empty((slab, cols), bool)
     other = np.empty((slab, cols), bool)
-    # A scale shared by both bands with no offset cancels out of the ratio: skip it.
-    rescale = not (red_scale == nir_scale and red_offset == 0 and nir_offset == 0)
+    integers = all(np.issubdtype(a.dtype, np.integer) for a in (red_dn, nir_dn))
     # Unsigned digital numbers with no offset are never negative: x / 0 needs x = 0 (NaN).
     never_cancels = red_offset == 0 and nir_offset == 0 and all(
         np.issubdtype(a.dtype, np.unsignedinteger) for a in (red_dn, nir_dn)
@@ -91,17 +97,21 @@ def _ndvi_block(
         red_slab, nir_slab = red_rows[start:stop], nir_rows[start:stop]
         np.copyto(r, red_slab, casting="same_kind")  # float first: uint16 would wrap around
         np.copyto(i, nir_slab, casting="same_kind")
-        if rescale:
-            r *= np.float32(red_scale)
-            r += np.float32(red_offset)
-            i *= np.float32(nir_scale)
-            i += np.float32(nir_offset)
+        for band, factor, shift in ((r, red_factor, red_shift), (i, nir_factor, nir_shift)):
+            if factor != 1:
+                band *= factor
+            if shift != 0:
+                band += shift
         np.subtract(i, r, out=o)
         i += r  # i now holds the denominator nir + red
         with np.errstate(divide="ignore", invalid="ignore"):
             np.divide(o, i, out=o)  # 0 / 0 gives NaN by itself
         if not never_cancels:  # red = -nir != 0 gives x / 0, inf
-            np.equal(i, 0, out=bad)
+            np.abs(i, out=r)  # r is free now
+            if integers:  # in DN units, below half a step is 0 (unequal scales leave a residue)
+                np.less(r, 0.5, out=bad)
+            else:  # floats may be reflectance already: only 0 is 0
+                np.equal(r, 0, out=bad)
             np.copyto(o, nan, where=bad)
         if nodata is not None:
             np.equal(red_slab, nodata, out=bad)
@@ -139,11 +149,23 @@ def ndvi(
                 f"{name} must be an xarray.DataArray (rioxarray.open_rasterio or an odc-stac "
                 f"cube variable), got {type(band).__name__}"
             )
+    if red.dims != nir.dims and dict(red.sizes) == dict(nir.sizes):
+        raise ValueError(
+            f"red has dims {red.dims} and nir {nir.dims}: the same grid in another order; "
+            "use nir = nir.transpose(*red.dims)"
+        )
     if red.dims != nir.dims or red.shape != nir.shape:
         raise ValueError(
             f"red {dict(red.sizes)} and nir {dict(nir.sizes)} are not on the same grid; "
             "read both bands at the same resolution (10 m for Sentinel-2 B04 and B08)"
         )
+    for dim in red.dims:
+        if dim in red.indexes and dim in nir.indexes and not red.indexes[dim].equals(nir.indexes[dim]):
+            raise ValueError(
+                f"red and nir have different {dim!r} coordinates (another bounding box or CRS?): "
+                "read both bands of one scene with the same bbox, or match one to the other "
+                "with nir = nir.rio.reproject_match(red)"
+            )
     red_so = _check_scale_offset("red_scale_offset", red_scale_offset)
     nir_so = _check_scale_offset("nir_scale_offset", nir_scale_offset)
     result = xr.apply_ufunc(

@@ -67,6 +67,31 @@ def test_a_zero_denominator_is_nan_not_inf() -> None:
     assert np.isnan(result[0, 0])
 
 
+def test_the_offset_leaves_no_rounding_residue_in_a_zero_denominator() -> None:
+    # both (1e-4, -0.1): DN - 1000 is red -> 0, -100, -50, -500, -1 and nir -> 0, 100, 50,
+    # 500, 1: every denominator is 0, so every NDVI is NaN (not -0 or +-1e6 from float32
+    # rounding of DN * 1e-4 - 0.1)
+    offset = (1e-4, -0.1)
+    red = _band([[1000, 900, 950, 500, 999]])
+    nir = _band([[1000, 1100, 1050, 1500, 1001]])
+    assert np.isnan(ndvi(red, nir, red_scale_offset=offset, nir_scale_offset=offset).values).all()
+
+
+def test_unequal_scales_cancel_to_nan_and_still_give_exact_values() -> None:
+    # red 400 * 2e-4 - 0.1 = -0.02, nir 1200 * 1e-4 - 0.1 = 0.02 -> 0.04 / 0 -> NaN;
+    # red 500 * 2e-4 - 0.1 = 0, nir 3000 * 1e-4 - 0.1 = 0.2 -> 0.2 / 0.2 = 1
+    result = ndvi(_band([[400, 500]]), _band([[1200, 3000]]), red_scale_offset=(2e-4, -0.1), nir_scale_offset=(1e-4, -0.1))
+    assert np.isnan(result.values[0, 0])
+    assert result.values[0, 1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_nodata_is_checked_on_the_digital_numbers_when_an_offset_is_applied() -> None:
+    # DN 0 is no data even though 0 * 1e-4 - 0.1 = -0.1 is a number
+    offset = (1e-4, -0.1)
+    result = ndvi(_band([[0, 1500]]), _band([[3000, 0]]), red_scale_offset=offset, nir_scale_offset=offset)
+    assert np.isnan(result.values).all()
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int16"])
 def test_a_zero_denominator_from_signed_inputs_is_nan_not_inf(dtype) -> None:
     # already scaled or signed values can cancel out without any offset: -2 + 2 = 0
@@ -127,8 +152,14 @@ def test_bands_on_different_grids_are_refused() -> None:
     with pytest.raises(ValueError, match="not on the same grid"):
         ndvi(_band(np.ones((2, 2))), _band(np.ones((4, 4))))
     shifted = _band(np.ones((2, 2))).assign_coords(x=[5.0, 15.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="different 'x' coordinates.*reproject_match"):
         ndvi(_band(np.ones((2, 2))), shifted)
+
+
+def test_bands_in_another_dimension_order_get_the_transpose_advice() -> None:
+    red = _band(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"nir.transpose\(\*red.dims\)"):
+        ndvi(red, red.T)
 
 
 @pytest.mark.parametrize("bad", [(1e-4,), "0.0001", (0, 0.0), (-1e-4, 0.0), (float("nan"), 0.0)])
