@@ -19,7 +19,7 @@ import rioxarray
 from rasterio.transform import from_origin
 
 from helpers import paths
-from helpers.chunks import NotTiledError, configure_gdal, suggest_chunks
+from helpers.chunks import GDAL_HTTP_OPTIONS, NotTiledError, configure_gdal, read_block_layout, suggest_chunks
 
 
 def _write(path: Path, height: int, width: int, dtype: str = "uint16", **layout) -> Path:
@@ -61,6 +61,37 @@ def test_a_tiny_target_still_gives_one_block(tiled: Path) -> None:
     assert suggest_chunks(tiled, target_mb=0.001).chunks == {"band": 1, "y": 256, "x": 256}
 
 
+def test_a_non_square_chunk_when_the_target_falls_between_squares(tiled: Path) -> None:
+    # 0.8 MB / 131072 B = 6.1 blocks; round(sqrt(6.1)) = 2 blocks in y, round(6.1 / 2) = 3
+    # in x -> 2 x 3 blocks = 512 x 768 pixels
+    assert suggest_chunks(tiled, target_mb=0.8).chunks == {"band": 1, "y": 512, "x": 768}
+
+
+def test_a_wide_short_band_gets_the_rest_of_the_target_in_x(tmp_path: Path) -> None:
+    # 200 x 3000 in 256 x 256 tiles: one block row. 1.2 MB / 131072 B = 9.2 blocks, all
+    # side by side: 1 x 9 blocks = 200 rows x 2304 columns
+    path = _write(tmp_path / "wide.tif", 200, 3000, tiled=True, blockxsize=256, blockysize=256)
+    assert suggest_chunks(path, target_mb=1.2).chunks == {"band": 1, "y": 200, "x": 2304}
+
+
+def test_a_tall_narrow_band_gets_the_rest_of_the_target_in_y(tmp_path: Path) -> None:
+    # 3000 x 300 in 512 x 512 tiles: one block column. 8 MB / (512 * 512 * 2 B) = 15.3
+    # blocks, more than the 6 the band has along y: the whole band, 3000 x 300 (1.8 MB),
+    # not 4 x 1 blocks = 2048 x 300 (1.2 MB)
+    path = _write(tmp_path / "tall.tif", 3000, 300, tiled=True, blockxsize=512, blockysize=512)
+    assert suggest_chunks(path).chunks == {"band": 1, "y": 3000, "x": 300}
+
+
+def test_tiles_wider_than_the_raster_are_still_tiles(tmp_path: Path) -> None:
+    # 1000 x 200 in 128 x 256 (rows x cols) tiles: 128 * 256 * 2 = 65536 B per tile;
+    # 0.2 MB / 65536 B = 3.1 blocks, all along y (one tile is the whole width):
+    # 3 x 1 blocks = 384 rows x 200 columns
+    path = _write(tmp_path / "wide_tiles.tif", 1000, 200, tiled=True, blockxsize=256, blockysize=128)
+    suggestion = suggest_chunks(path, target_mb=0.2)
+    assert suggestion.block_shape == (128, 256)
+    assert suggestion.chunks == {"band": 1, "y": 384, "x": 200}
+
+
 def test_non_square_blocks_and_wider_data_types(tmp_path: Path) -> None:
     # float32 512 x 256 (rows x cols) blocks: 512 * 256 * 4 = 524288 B;
     # 2.2 MB / 524288 B = 4.2 blocks -> 2 x 2 blocks = 1024 rows x 512 columns
@@ -94,8 +125,21 @@ def test_a_missing_file_says_how_to_get_the_data(tmp_path: Path) -> None:
         suggest_chunks(tmp_path / "red.tif")
 
 
+def test_a_path_under_the_home_folder_is_expanded(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _write(tmp_path / "red.tif", 1000, 1200, tiled=True, blockxsize=256, blockysize=256)
+    assert suggest_chunks("~/red.tif", target_mb=0.5).block_shape == (256, 256)
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(OSError, match="is a folder, not a file: pass the path of one GeoTIFF in it"):
+        suggest_chunks(tmp_path)
+
+
 def test_a_gdal_virtual_path_is_not_taken_for_a_missing_local_file() -> None:
-    with pytest.raises(OSError, match="could not open /vsimem/nowhere/red.tif as a raster") as raised:
+    with pytest.raises(
+        OSError, match="could not open /vsimem/nowhere/red.tif as a raster: .*Check the href"
+    ) as raised:
         suggest_chunks("/vsimem/nowhere/red.tif")
     assert "make data" not in str(raised.value)
 
@@ -103,8 +147,9 @@ def test_a_gdal_virtual_path_is_not_taken_for_a_missing_local_file() -> None:
 def test_a_file_that_is_not_a_raster_gives_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "red.tif"
     path.write_text("not a GeoTIFF")
-    with pytest.raises(OSError, match="could not open .*red.tif as a raster"):
+    with pytest.raises(OSError, match="could not open .*red.tif as a raster: .*Is it a GeoTIFF") as raised:
         suggest_chunks(path)
+    assert ".." not in str(raised.value)
 
 
 @pytest.mark.parametrize("target_mb", [0, -1, float("nan"), "8"])
@@ -138,8 +183,6 @@ def test_configure_gdal_sets_the_block_cache_in_megabytes_for_every_thread() -> 
 def test_configure_gdal_sets_the_http_options_for_every_thread(caller, monkeypatch) -> None:
     from rasterio._env import del_gdal_config  # rasterio.env has no public "unset"
     from rasterio.env import get_gdal_config, set_gdal_config
-
-    from helpers.chunks import GDAL_HTTP_OPTIONS
 
     def unset_http_options() -> None:
         for key in GDAL_HTTP_OPTIONS:
@@ -200,8 +243,44 @@ def test_an_http_href_is_read_from_the_header(http_dir: tuple[str, Path]) -> Non
 
 def test_a_missing_http_href_names_the_url(http_dir: tuple[str, Path]) -> None:
     url, _ = http_dir
-    with pytest.raises(OSError, match=r"could not open http://127\.0\.0\.1:\d+/data/nir\.tif"):
+    with pytest.raises(
+        OSError,
+        match=r"could not open http://127\.0\.0\.1:\d+/data/nir\.tif.*Check the URL in a browser.*make serve",
+    ):
         suggest_chunks(f"{url}/nir.tif")
+
+
+def test_a_failing_s3_href_gets_an_s3_hint(http_dir: tuple[str, Path], monkeypatch) -> None:
+    # GDAL reads its AWS options from the environment too: s3://data/... -> {url}/nir.tif here
+    url, _ = http_dir
+    monkeypatch.setenv("AWS_S3_ENDPOINT", url.split("/")[2])
+    monkeypatch.setenv("AWS_HTTPS", "NO")
+    monkeypatch.setenv("AWS_VIRTUAL_HOSTING", "FALSE")
+    monkeypatch.setenv("AWS_NO_SIGN_REQUEST", "YES")  # no credential look-up off this machine
+    with pytest.raises(
+        OSError, match="could not open s3://data/nir.tif .*Check the bucket and key.*AWS_NO_SIGN_REQUEST"
+    ) as raised:
+        read_block_layout("s3://data/nir.tif")
+    assert "make serve" not in str(raised.value)
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """A loopback port that accepts TCP connections (the kernel does) but never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/red.tif"
+
+
+def test_a_server_that_never_answers_times_out_with_advice(silent_url: str, monkeypatch) -> None:
+    # The shipped limit drops a request after 10 s without a byte; 1 s keeps the test short.
+    assert "GDAL_HTTP_LOW_SPEED_TIME" in GDAL_HTTP_OPTIONS
+    monkeypatch.setitem(GDAL_HTTP_OPTIONS, "GDAL_HTTP_LOW_SPEED_TIME", "1")
+    with pytest.raises(
+        OSError, match="could not open .* The request timed out: is the server running.*make serve"
+    ):
+        read_block_layout(silent_url)
 
 
 @pytest.mark.slow
