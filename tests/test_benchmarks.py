@@ -1,38 +1,49 @@
 """benchmarks/bench_dask.py on a small band pair: every case runs and measures what it says.
 
 The figures themselves are not checked (they belong to the machine, and `make bench`
-prints them); what is checked is that each case does the work its name promises.
+prints them); what is checked is that each case does the work its name promises, and
+that the report's ratios and targets follow from its figures.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from rasterio.env import get_gdal_config, set_gdal_config
 from rasterio.transform import from_origin
 
 from helpers import paths
+from helpers.chunks import CHUNKED_READ_CACHE_MB, suggest_chunks
 from tests.ndvi_textbook import textbook_ndvi
 
 _SPEC = importlib.util.spec_from_file_location("bench_dask", paths.ROOT / "benchmarks" / "bench_dask.py")
 bench_dask = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(bench_dask)
 
+CASES = (  # as the benchmark's docstring lists them
+    "serial", "serial_loaded", "workshop_dask", "notebook", "notebook_compute", "notebook_read",
+    "decode_limit", "decode_discard", "write_cog",
+)
+WORKSHOP_CHUNK = 6144  # the workshop's Dask code: chunks={"x": 6144, "y": 6144}
 
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """red.tif and nir.tif, 2600 x 2300 uint16 in 256 x 256 tiles (12 MB each: more than one
-    8 MB chunk, and larger than a COG block so that it gets overviews), a nodata corner."""
-    folder = tmp_path_factory.mktemp("scene")
+
+def _write_pair(folder: Path, height: int, width: int) -> Path:
+    """red.tif and nir.tif, uint16 in 256 x 256 tiles, with a nodata corner that is wider in
+    nir, so that some pixels have no data in one band only (unmasked, their NDVI is -1)."""
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(6)
-    for name in ("red", "nir"):
-        dn = rng.integers(1, 4000, (2600, 2300), dtype=np.uint16)
-        dn[:100, :100] = 0
+    for name, corner in (("red", 100), ("nir", 150)):
+        dn = rng.integers(1, 4000, (height, width), dtype=np.uint16)
+        dn[:100, :corner] = 0
         profile = dict(
-            driver="GTiff", height=2600, width=2300, count=1, dtype="uint16", nodata=0,
+            driver="GTiff", height=height, width=width, count=1, dtype="uint16", nodata=0,
             crs="EPSG:32635", transform=from_origin(499980, 4100040, 10, 10),
             tiled=True, blockxsize=256, blockysize=256, compress="deflate",
         )
@@ -41,36 +52,199 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2600 x 2300 (12 MB a band: more than one 8 MB chunk, and larger than a COG block so
+    that the COG gets overviews)."""
+    return _write_pair(tmp_path_factory.mktemp("scene"), 2600, 2300)
+
+
+@pytest.fixture
+def build_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """write_cog's scratch folder in tmp_path, in this process and in the benchmark's children."""
+    folder = tmp_path / "build"
+    monkeypatch.setattr(paths, "BUILD_DIR", folder)
+    monkeypatch.setenv("RHODES_BUILD_DIR", str(folder))
+    return folder
+
+
 def _band(path: Path) -> np.ndarray:
     with rasterio.open(path) as src:
         return src.read(1)
 
 
-def test_the_decode_limit_holds_both_bands_and_the_discarding_one_none(scene: Path) -> None:
-    red, nir = scene / "red.tif", scene / "nir.tif"
-    kept = bench_dask._decode_limit(red, nir)
-    assert len(kept) == 2
-    np.testing.assert_array_equal(kept[0], _band(red))
-    np.testing.assert_array_equal(kept[1], _band(nir))
-    assert bench_dask._decode_discard(red, nir) == []
+def _expected_ndvi(scene: Path) -> np.ndarray:
+    return textbook_ndvi(_band(scene / "red.tif"), _band(scene / "nir.tif"))
+
+
+def _split(length: int, chunk: int) -> tuple[int, ...]:
+    return tuple(min(chunk, length - start) for start in range(0, length, chunk))
+
+
+def _assert_persisted(array, chunks: dict[str, int]) -> None:
+    """A dask-backed DataArray whose every chunk is already a numpy array in its graph (no
+    task left to run: ``.values`` would compute a lazy one anyway), in the given chunks."""
+    graph = dict(array.data.__dask_graph__())
+    assert all(isinstance(value, np.ndarray) for value in graph.values()), "not persisted"
+    assert len(graph) == array.data.npartitions
+    assert array.chunks == tuple(_split(size, chunks[dim]) for dim, size in zip(array.dims, array.shape))
+
+
+def _peak_rss_mb_of_this_process() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+
+
+def test_serial_is_the_textbook_ndvi_computed_at_once(scene: Path) -> None:
+    result = bench_dask.RUNNERS["serial"](scene / "red.tif", scene / "nir.tif")
+    assert isinstance(result.data, np.ndarray)
+    np.testing.assert_allclose(result.values[0], _expected_ndvi(scene), rtol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize(("case", "reads"), [("serial", 4), ("serial_loaded", 2)])
+def test_the_workshop_serial_code_reads_each_band_twice_and_load_once(
+    scene: Path, monkeypatch, case: str, reads: int
+) -> None:
+    # what notebook 02 says of the workshop's code: arithmetic works on copies of the
+    # unloaded bands, so nir - red and nir + red each read both files
+    import rioxarray._io
+
+    done = []
+    read_window = rioxarray._io.RasterioArrayWrapper._getitem
+    monkeypatch.setattr(
+        rioxarray._io.RasterioArrayWrapper, "_getitem", lambda self, key: done.append(key) or read_window(self, key)
+    )
+    result = bench_dask.RUNNERS[case](scene / "red.tif", scene / "nir.tif")
+    assert len(done) == reads
+    np.testing.assert_allclose(result.values[0], _expected_ndvi(scene), rtol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("shape", [(6200, 300), (300, 6200)], ids=["tall", "wide"])
+def test_the_workshop_dask_persists_the_ndvi_in_6144_chunks(tmp_path: Path, shape: tuple[int, int]) -> None:
+    strip = _write_pair(tmp_path, *shape)  # longer than one chunk, in y then in x
+    result = bench_dask.RUNNERS["workshop_dask"](strip / "red.tif", strip / "nir.tif")
+    _assert_persisted(result, {"band": 1, "y": WORKSHOP_CHUNK, "x": WORKSHOP_CHUNK})
+    np.testing.assert_allclose(result.values[0], _expected_ndvi(strip), rtol=1e-6, equal_nan=True)
+
+
+def test_the_notebook_way_persists_the_ndvi_in_block_aligned_chunks(scene: Path) -> None:
+    result = bench_dask.RUNNERS["notebook"](scene / "red.tif", scene / "nir.tif")
+    _assert_persisted(result, suggest_chunks(scene / "red.tif").chunks)
+    np.testing.assert_allclose(result.values[0], _expected_ndvi(scene), rtol=1e-6, equal_nan=True)
+
+
+def test_the_notebook_compute_returns_the_ndvi_as_one_numpy_array(scene: Path) -> None:
+    result = bench_dask.RUNNERS["notebook_compute"](scene / "red.tif", scene / "nir.tif")
+    assert isinstance(result.data, np.ndarray)
+    np.testing.assert_allclose(result.values[0], _expected_ndvi(scene), rtol=1e-6, equal_nan=True)
 
 
 def test_the_notebook_read_persists_both_bands_in_block_aligned_chunks(scene: Path) -> None:
-    red, nir = bench_dask._notebook_read(scene / "red.tif", scene / "nir.tif")
-    assert red.chunks[1][0] == red.chunks[2][0] == 2048  # 8 x 8 blocks of 256: 8 MB
-    np.testing.assert_array_equal(red.values[0], _band(scene / "red.tif"))
-    np.testing.assert_array_equal(nir.values[0], _band(scene / "nir.tif"))
+    red, nir = bench_dask.RUNNERS["notebook_read"](scene / "red.tif", scene / "nir.tif")
+    for band, name in ((red, "red.tif"), (nir, "nir.tif")):
+        _assert_persisted(band, suggest_chunks(scene / name).chunks)
+        np.testing.assert_array_equal(band.values[0], _band(scene / name))
 
 
-def test_the_notebook_way_is_the_ndvi(scene: Path) -> None:
-    expected = textbook_ndvi(_band(scene / "red.tif"), _band(scene / "nir.tif"))
-    result = bench_dask._notebook(scene / "red.tif", scene / "nir.tif")
-    np.testing.assert_allclose(result.values[0], expected, rtol=1e-6, equal_nan=True)
+@pytest.mark.parametrize("case", ["notebook", "notebook_compute", "notebook_read", "write_cog"])
+def test_the_notebook_cases_shrink_gdals_block_cache_as_notebook_02_does(
+    scene: Path, build_dir: Path, case: str
+) -> None:
+    before = get_gdal_config("GDAL_CACHEMAX")
+    try:
+        set_gdal_config("GDAL_CACHEMAX", 5 * 2**20)  # neither GDAL's default nor the notebook's
+        bench_dask.RUNNERS[case](scene / "red.tif", scene / "nir.tif")
+        assert get_gdal_config("GDAL_CACHEMAX") == CHUNKED_READ_CACHE_MB * 2**20
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
 
 
-@pytest.mark.parametrize("case", bench_dask.CASES)
-def test_every_case_reports_its_time_cpu_and_memory(scene: Path, case: str) -> None:
+def test_the_decode_limit_holds_both_bands_and_the_discarding_one_none(scene: Path) -> None:
+    red, nir = scene / "red.tif", scene / "nir.tif"
+    kept = bench_dask.RUNNERS["decode_limit"](red, nir)
+    assert len(kept) == 2
+    np.testing.assert_array_equal(kept[0], _band(red))
+    np.testing.assert_array_equal(kept[1], _band(nir))
+    assert bench_dask.RUNNERS["decode_discard"](red, nir) == []
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_case_reports_its_time_cpu_and_memory(scene: Path, build_dir: Path, case: str) -> None:
+    peak_before = _peak_rss_mb_of_this_process()
     measured = bench_dask.run_case(case, scene)
-    assert measured["seconds"] > 0 and measured["cpu_seconds"] > 0 and measured["peak_rss_mb"] > 0
+    assert measured["seconds"] > 0 and measured["cpu_seconds"] > 0
+    # this process's high-water mark, in MB: between the marks before and after the call
+    assert peak_before <= measured["peak_rss_mb"] <= _peak_rss_mb_of_this_process()
     if case == "write_cog":
         assert measured["layout"] == "COG" and measured["overviews"]
+
+
+def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_the_figures(
+    scene: Path, build_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "dask.json"
+    assert bench_dask.main(["--scene-dir", str(scene), "--repeat", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+
+    assert set(report["results"]) == set(report["runs"]) == set(CASES)
+    for case in CASES:
+        (run,) = report["runs"][case]  # --repeat 1: one fresh process per case
+        assert run["seconds"] > 0 and run["cpu_seconds"] > 0 and run["peak_rss_mb"] > 0
+        assert report["results"][case]["seconds_min"] == round(run["seconds"], 3)
+        assert report["results"][case]["seconds_median"] == round(run["seconds"], 3)
+        assert report["results"][case]["cpu_seconds_min"] == round(run["cpu_seconds"], 3)
+        assert report["results"][case]["peak_rss_mb"] == round(run["peak_rss_mb"], 1)
+
+    seconds = {case: report["results"][case]["seconds_min"] for case in CASES}
+    rss = {f"{case}_rss": report["results"][case]["peak_rss_mb"] for case in CASES}
+    figures = {**seconds, **rss}  # "a_vs_b" is seconds over seconds, "a_rss_vs_b" RSS over RSS
+    for name, value in report["ratios"].items():
+        left, right = name.split("_vs_")
+        assert value == round(figures[left] / figures[right + ("_rss" if left.endswith("_rss") else "")], 2), name
+
+    assert report["targets"] == {  # as the benchmark's docstring states them
+        "notebook_vs_decode_limit_max": 1.2, "serial_vs_notebook_min": 4.0,
+        "notebook_rss_vs_serial_max": 0.40, "write_cog_rss_mb_max": 1000.0,
+    }
+    met = {
+        "notebook_within_1.2x_of_decode_limit": round(seconds["notebook"] / seconds["decode_limit"], 2) <= 1.2,
+        "notebook_4x_faster_than_serial": round(seconds["serial"] / seconds["notebook"], 2) >= 4.0,
+        "notebook_rss_at_most_40pct_of_serial": round(rss["notebook_rss"] / rss["serial_rss"], 2) <= 0.40,
+        "write_cog_rss_under_1GB": rss["write_cog_rss"] < 1000.0,
+        "write_cog_is_a_cog": report["results"]["write_cog"]["layout"] == "COG",
+    }
+    assert report["met"] == met
+    assert report["results"]["write_cog"]["layout"] == "COG"
+
+    printed = capsys.readouterr().out
+    targets = printed.split("Targets:\n", 1)[1]
+    for name, ok in met.items():
+        assert re.search(rf"^  {'met ' if ok else 'MISSED'} {re.escape(name)}$", targets, re.M), name
+    assert f"Wrote {out}" in printed
+
+
+def test_a_truncated_band_says_to_regenerate_the_scene_not_a_traceback(
+    scene: Path, tmp_path: Path
+) -> None:
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    shutil.copy(scene / "red.tif", damaged / "red.tif")
+    whole = (scene / "nir.tif").read_bytes()
+    (damaged / "nir.tif").write_bytes(whole[: len(whole) // 2])  # header intact, tiles cut off
+
+    with pytest.raises(SystemExit) as raised:
+        bench_dask.main(["--scene-dir", str(damaged), "--repeat", "1", "--out", str(tmp_path / "dask.json")])
+    message = str(raised.value)
+    assert "Traceback" not in message
+    assert "nir.tif" in message and "corrupt or truncated" in message
+    assert f"delete {paths.WORKSHOP_SCENE_DIR} and run `make data`" in message
+
+
+def test_a_band_with_a_damaged_header_is_refused_before_any_case_runs(scene: Path, tmp_path: Path) -> None:
+    shutil.copy(scene / "nir.tif", tmp_path / "nir.tif")
+    (tmp_path / "red.tif").write_bytes((scene / "red.tif").read_bytes()[:100])
+    with pytest.raises(SystemExit) as raised:
+        bench_dask._check_scene(tmp_path)
+    message = str(raised.value)
+    assert "red.tif" in message and "corrupt or truncated" in message
+    assert f"delete {paths.WORKSHOP_SCENE_DIR} and run `make data`" in message
