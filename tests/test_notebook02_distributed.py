@@ -124,8 +124,9 @@ def _stops_with(error: str, tmp_path: Path, **parameters) -> None:
 
 
 @pytest.mark.slow
-def test_an_unknown_scheduler_is_refused(api: str, tmp_path: Path) -> None:
-    _stops_with("scheduler must be", tmp_path, api_url=api, scheduler="processes")
+@pytest.mark.parametrize("scheduler", ["processes", None])
+def test_an_unknown_scheduler_is_refused(api: str, tmp_path: Path, scheduler) -> None:
+    _stops_with("scheduler must be", tmp_path, api_url=api, scheduler=scheduler)
 
 
 def _printed(executed_notebook: Path) -> str:
