@@ -37,7 +37,7 @@ GDAL_HTTP_OPTIONS = {
     "GDAL_HTTP_MAX_RETRY": "3",
     "GDAL_HTTP_RETRY_DELAY": "1",
     "GDAL_HTTP_CONNECTTIMEOUT": "5",
-    "GDAL_HTTP_LOW_SPEED_TIME": "10",
+    "GDAL_HTTP_LOW_SPEED_TIME": "30",
     "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
     "GDAL_HTTP_TIMEOUT": "120",
 }
@@ -49,10 +49,11 @@ answers.
 GDAL retries a timed-out connection or request like a 503, so such a limit is waited out
 up to 4 times, plus about 9 s of back-off. Hence 5 s to connect (DNS, TCP and TLS take
 well under a second on a working network): an unreachable host fails after about 30 s.
-A server that sends nothing for 10 s is dropped by the low-speed limit, which GDAL 3.10
-does not retry: it fails after 10 s. ``GDAL_HTTP_TIMEOUT`` caps a whole request, body
-included, and a merged range request of a chunk row can be several MB: a small value
-would break a slow but working connection, so it is only a backstop (120 s, 15 MB at
+A server that sends nothing for 30 s is dropped by the low-speed limit, which GDAL 3.10
+does not retry: it fails after 30 s, long enough for a busy local server or a slow link
+to recover. ``GDAL_HTTP_TIMEOUT`` caps a whole request, body included, and a merged
+range request of a chunk row can be several MB: a small value would break a slow but
+working connection, so it is only a backstop (120 s, 15 MB at
 1 Mbit/s) for a server that trickles."""
 
 CHUNKED_READ_CACHE_MB = 64

@@ -274,7 +274,7 @@ def silent_url() -> Iterator[str]:
 
 
 def test_a_server_that_never_answers_times_out_with_advice(silent_url: str, monkeypatch) -> None:
-    # The shipped limit drops a request after 10 s without a byte; 1 s keeps the test short.
+    # The shipped limit drops a request after 30 s without a byte; 1 s keeps the test short.
     assert "GDAL_HTTP_LOW_SPEED_TIME" in GDAL_HTTP_OPTIONS
     monkeypatch.setitem(GDAL_HTTP_OPTIONS, "GDAL_HTTP_LOW_SPEED_TIME", "1")
     with pytest.raises(
