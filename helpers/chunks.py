@@ -53,8 +53,8 @@ A server that sends nothing for 30 s is dropped by the low-speed limit, which GD
 does not retry: it fails after 30 s, long enough for a busy local server or a slow link
 to recover. ``GDAL_HTTP_TIMEOUT`` caps a whole request, body included, and a merged
 range request of a chunk row can be several MB: a small value would break a slow but
-working connection, so it is only a backstop (120 s, 15 MB at
-1 Mbit/s) for a server that trickles."""
+working connection, so it is only a backstop (120 s, 15 MB at 1 Mbit/s) for a server
+that trickles."""
 
 CHUNKED_READ_CACHE_MB = 64
 """GDAL block cache for block-aligned chunked reads (GDAL's default is 5% of the RAM).
