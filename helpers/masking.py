@@ -17,6 +17,7 @@ Two things every Sentinel-2 L2A analysis needs and most tutorials get wrong:
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from enum import IntEnum
 from typing import TypeVar
@@ -34,6 +35,8 @@ __all__ = [
     "processing_baseline",
     "reflectance_scale_offset",
     "common_scale_offset",
+    "OffsetWarning",
+    "check_reflectance_offset",
 ]
 
 
@@ -248,3 +251,57 @@ def common_scale_offset(
             "Convert each scene separately or search a narrower date range."
         )
     return next(iter(groups))
+
+
+class OffsetWarning(UserWarning):
+    """The digital numbers do not look like they carry the offset about to be applied."""
+
+
+NEGATIVE_REFLECTANCE_WARN_SHARE = 0.05
+"""Above this share of valid pixels with negative reflectance, the offset looks wrong.
+
+With the +1000 still in the digital numbers, only noise on the darkest targets (deep
+water) falls below DN 1000; once it is removed, water and the red of vegetation (DN
+100 to 600) do, so a wrongly applied -0.1 makes a large share of a scene negative."""
+
+
+def check_reflectance_offset(
+    dn: ArrayLike,
+    scale_offset: tuple[float, float],
+    *,
+    nodata: float | None = 0,
+    warn_share: float = NEGATIVE_REFLECTANCE_WARN_SHARE,
+) -> float:
+    """Share of valid pixels whose reflectance ``dn * scale + offset`` is negative.
+
+    The data's own check of the ``earthsearch:boa_offset_applied`` flag, which has been
+    ``false`` on live items whose +1000 was already removed (Element84/earth-search #66
+    and #71): applying -0.1 to those makes dark pixels negative. Warns with
+    :class:`OffsetWarning` when the share is above ``warn_share``. Pass a sample, such as
+    a COG overview (``open_rasterio(href, overview_level=2)``): the values are read.
+    """
+    scale, offset = (float(v) for v in scale_offset)
+    if not scale > 0:
+        raise ValueError(f"scale_offset={scale_offset!r}: the scale must be positive (Sentinel-2: 0.0001)")
+    values = np.asarray(dn).ravel()
+    if nodata is not None:
+        values = values[values != nodata]
+    if np.issubdtype(values.dtype, np.floating):
+        values = values[~np.isnan(values)]
+    if values.size == 0:
+        raise ValueError(
+            "the sample holds no valid pixels (all no data): take a sample that covers "
+            "the scene, e.g. a whole overview instead of a window at its edge"
+        )
+    share = np.count_nonzero(values < -offset / scale) / values.size  # reflectance < 0, in DN
+    if share > warn_share:
+        warnings.warn(
+            f"{share:.0%} of the valid pixels get negative reflectance with (scale {scale}, "
+            f"offset {offset}): these digital numbers look like the +1000 offset was already "
+            "removed, although the item says otherwise (earthsearch:boa_offset_applied is "
+            "wrong on some scenes, Element84/earth-search #66, #71). Use offset 0, i.e. "
+            f"scale_offset=({scale}, 0.0), for this scene.",
+            OffsetWarning,
+            stacklevel=2,
+        )
+    return share

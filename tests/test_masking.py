@@ -9,19 +9,24 @@ baseline 03.01 (no offset ever), all three advertising ``offset: -0.1``.
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import dask.array as da
 import numpy as np
 import pystac
 import pytest
+import rioxarray
 import xarray as xr
 
+from helpers import paths
 from helpers.masking import (
     DEFAULT_MASKED_CLASSES,
     SCL,
     WORKSHOP_MASKED_CLASSES,
+    OffsetWarning,
     apply_scl_mask,
+    check_reflectance_offset,
     common_scale_offset,
     processing_baseline,
     reflectance_scale_offset,
@@ -240,3 +245,59 @@ def test_common_scale_offset_refuses_mixed_conversions(c1_2023, l2a_2021) -> Non
 def test_common_scale_offset_of_nothing() -> None:
     with pytest.raises(ValueError, match="no items"):
         common_scale_offset([], "red")
+
+
+# Digital numbers of one scene as Earth Search's sentinel-2-l2a stores them (the +1000
+# removed): sea, vegetation's red, soil; and the same pixels with the +1000 still in.
+OFFSET_REMOVED = np.array([[0, 120, 150, 450], [600, 2500, 3200, 0]], dtype=np.uint16)
+OFFSET_KEPT = np.where(OFFSET_REMOVED > 0, OFFSET_REMOVED + 1000, 0).astype(np.uint16)
+
+
+def test_offset_applied_to_numbers_without_it_warns() -> None:
+    with pytest.warns(OffsetWarning, match=r"67% .* offset -0.1.*scale_offset=\(0.0001, 0.0\)"):
+        share = check_reflectance_offset(OFFSET_REMOVED, (1e-4, -0.1))
+    assert share == pytest.approx(4 / 6)  # 120, 150, 450, 600 of six valid pixels
+
+
+@pytest.mark.parametrize(
+    ("dn", "scale_offset"), [(OFFSET_REMOVED, (1e-4, 0.0)), (OFFSET_KEPT, (1e-4, -0.1))]
+)
+def test_right_offset_gives_no_negative_reflectance_and_no_warning(dn, scale_offset) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_reflectance_offset(dn, scale_offset) == 0.0
+
+
+def test_a_little_noise_below_zero_is_tolerated() -> None:
+    dn = np.full(1000, 1150, dtype=np.uint16)
+    dn[:40] = 990  # 4% of the pixels: dark water whose noise crosses zero reflectance
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_reflectance_offset(dn, (1e-4, -0.1)) == pytest.approx(0.04)
+    dn[:60] = 990
+    with pytest.warns(OffsetWarning):
+        assert check_reflectance_offset(dn, (1e-4, -0.1)) == pytest.approx(0.06)
+
+
+def test_no_data_and_nan_are_not_counted() -> None:
+    dn = xr.DataArray(np.array([[np.nan, 0.0, 1500.0, 500.0]]), dims=("y", "x"))
+    with pytest.warns(OffsetWarning):
+        assert check_reflectance_offset(dn, (1e-4, -0.1)) == pytest.approx(0.5)
+    assert check_reflectance_offset(dn, (1e-4, -0.1), nodata=None, warn_share=1) == pytest.approx(2 / 3)
+
+
+def test_a_sample_without_valid_pixels_says_what_to_do() -> None:
+    with pytest.raises(ValueError, match="no valid pixels .* whole overview"):
+        check_reflectance_offset(np.zeros((3, 3), np.uint16), (1e-4, -0.1))
+    with pytest.raises(ValueError, match="scale must be positive"):
+        check_reflectance_offset(OFFSET_KEPT, (0, -0.1))
+
+
+def test_workshop_scene_overview_agrees_with_its_item_flag() -> None:
+    """The offline scene has the +1000 removed (flag true): its red band says so too."""
+    item = pystac.Item.from_file(paths.STAC_DIR / "items" / f"{paths.WORKSHOP_SCENE_ID}.json")
+    assert item.properties["earthsearch:boa_offset_applied"] is True
+    red = rioxarray.open_rasterio(paths.WORKSHOP_SCENE_DIR / "red.tif", overview_level=2)
+    assert check_reflectance_offset(red, reflectance_scale_offset(item, "red")) == 0.0
+    with pytest.warns(OffsetWarning):
+        assert check_reflectance_offset(red, (1e-4, -0.1)) > 0.5
