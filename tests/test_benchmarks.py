@@ -168,10 +168,21 @@ def test_every_case_reports_its_time_cpu_and_memory(scene: Path, build_dir: Path
     peak_before = _peak_rss_mb_of_this_process()
     measured = bench_dask.run_case(case, scene)
     assert measured["seconds"] > 0 and measured["cpu_seconds"] > 0
+    assert isinstance(measured["minor_faults"], int) and measured["minor_faults"] >= 0
     # this process's high-water mark, in MB: between the marks before and after the call
     assert peak_before <= measured["peak_rss_mb"] <= _peak_rss_mb_of_this_process()
     if case == "write_cog":
         assert measured["layout"] == "COG" and measured["overviews"]
+
+
+def test_page_faults_count_the_fresh_memory_a_case_touches(scene: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 64 MB is above glibc's largest mmap threshold (32 MB): always fresh pages from the
+    # kernel, at least one fault per 2 MiB even if all of them are huge pages
+    monkeypatch.setitem(bench_dask.RUNNERS, "notebook", lambda red, nir: np.ones(64 * 2**20, np.uint8))
+    touching = bench_dask.run_case("notebook", scene)["minor_faults"]
+    monkeypatch.setitem(bench_dask.RUNNERS, "notebook", lambda red, nir: None)
+    idle = bench_dask.run_case("notebook", scene)["minor_faults"]
+    assert idle < 32 <= touching, (idle, touching)
 
 
 def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_the_figures(
@@ -189,6 +200,7 @@ def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_th
         assert report["results"][case]["seconds_median"] == round(run["seconds"], 3)
         assert report["results"][case]["cpu_seconds_min"] == round(run["cpu_seconds"], 3)
         assert report["results"][case]["peak_rss_mb"] == round(run["peak_rss_mb"], 1)
+        assert report["results"][case]["minor_faults_median"] == run["minor_faults"] > 0
 
     seconds = {case: report["results"][case]["seconds_min"] for case in CASES}
     rss = {f"{case}_rss": report["results"][case]["peak_rss_mb"] for case in CASES}
