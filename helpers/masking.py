@@ -262,7 +262,8 @@ NEGATIVE_REFLECTANCE_WARN_SHARE = 0.05
 
 With the +1000 still in the digital numbers, only noise on the darkest targets (deep
 water) falls below DN 1000; once it is removed, water and the red of vegetation (DN
-100 to 600) do, so a wrongly applied -0.1 makes a large share of a scene negative."""
+100 to 600) do, so a wrongly applied -0.1 makes a large share of a scene negative.
+Set from that reasoning, not measured on live scenes (none are reachable offline)."""
 
 
 def check_reflectance_offset(
@@ -274,11 +275,14 @@ def check_reflectance_offset(
 ) -> float:
     """Share of valid pixels whose reflectance ``dn * scale + offset`` is negative.
 
-    The data's own check of the ``earthsearch:boa_offset_applied`` flag, which has been
-    ``false`` on live items whose +1000 was already removed (Element84/earth-search #66
-    and #71): applying -0.1 to those makes dark pixels negative. Warns with
-    :class:`OffsetWarning` when the share is above ``warn_share``. Pass a sample, such as
-    a COG overview (``open_rasterio(href, overview_level=2)``): the values are read.
+    Pass the conversion you are about to apply. This is the data's own check of a
+    ``false`` ``earthsearch:boa_offset_applied`` flag on an item whose +1000 was already
+    removed (Element84/earth-search #66 and #71): applying -0.1 to those makes dark
+    pixels negative, and above ``warn_share`` this warns with :class:`OffsetWarning`.
+    It cannot catch the opposite (a +1000 still in the data with offset 0: nothing can
+    become negative), and the evidence is in dark pixels: use the red band of a scene
+    that is not all cloud, snow or bare rock. Pass a sample, such as a COG overview
+    (``open_rasterio(href, overview_level=2)``): the values are read.
     """
     scale, offset = (float(v) for v in scale_offset)
     if not scale > 0:
@@ -296,11 +300,11 @@ def check_reflectance_offset(
     share = np.count_nonzero(values < -offset / scale) / values.size  # reflectance < 0, in DN
     if share > warn_share:
         warnings.warn(
-            f"{share:.0%} of the valid pixels get negative reflectance with (scale {scale}, "
+            f"{share:.1%} of the valid pixels get negative reflectance with (scale {scale}, "
             f"offset {offset}): these digital numbers look like the +1000 offset was already "
-            "removed, although the item says otherwise (earthsearch:boa_offset_applied is "
-            "wrong on some scenes, Element84/earth-search #66, #71). Use offset 0, i.e. "
-            f"scale_offset=({scale}, 0.0), for this scene.",
+            "removed. If the offset came from an item whose earthsearch:boa_offset_applied is "
+            "false, the flag is wrong (it is on some scenes, Element84/earth-search #66, #71): "
+            f"use scale_offset=({scale}, 0.0) for this scene.",
             OffsetWarning,
             stacklevel=2,
         )

@@ -254,13 +254,14 @@ OFFSET_KEPT = np.where(OFFSET_REMOVED > 0, OFFSET_REMOVED + 1000, 0).astype(np.u
 
 
 def test_offset_applied_to_numbers_without_it_warns() -> None:
-    with pytest.warns(OffsetWarning, match=r"67% .* offset -0.1.*scale_offset=\(0.0001, 0.0\)"):
+    with pytest.warns(OffsetWarning, match=r"66.7% .* offset -0.1.*scale_offset=\(0.0001, 0.0\)"):
         share = check_reflectance_offset(OFFSET_REMOVED, (1e-4, -0.1))
     assert share == pytest.approx(4 / 6)  # 120, 150, 450, 600 of six valid pixels
 
 
 @pytest.mark.parametrize(
-    ("dn", "scale_offset"), [(OFFSET_REMOVED, (1e-4, 0.0)), (OFFSET_KEPT, (1e-4, -0.1))]
+    ("dn", "scale_offset"),
+    [(OFFSET_REMOVED, (1e-4, 0.0)), (OFFSET_KEPT, (1e-4, -0.1)), (OFFSET_REMOVED, (1e-4, 0.1))],
 )
 def test_right_offset_gives_no_negative_reflectance_and_no_warning(dn, scale_offset) -> None:
     with warnings.catch_warnings():
@@ -271,9 +272,12 @@ def test_right_offset_gives_no_negative_reflectance_and_no_warning(dn, scale_off
 def test_a_little_noise_below_zero_is_tolerated() -> None:
     dn = np.full(1000, 1150, dtype=np.uint16)
     dn[:40] = 990  # 4% of the pixels: dark water whose noise crosses zero reflectance
+    dn[40:60] = 1000  # reflectance exactly 0: not negative
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_reflectance_offset(dn, (1e-4, -0.1)) == pytest.approx(0.04)
+        dn[40:50] = 999  # exactly 5%: not above the limit
+        assert check_reflectance_offset(dn, (1e-4, -0.1)) == pytest.approx(0.05)
     dn[:60] = 990
     with pytest.warns(OffsetWarning):
         assert check_reflectance_offset(dn, (1e-4, -0.1)) == pytest.approx(0.06)
@@ -294,7 +298,10 @@ def test_a_sample_without_valid_pixels_says_what_to_do() -> None:
 
 
 def test_workshop_scene_overview_agrees_with_its_item_flag() -> None:
-    """The offline scene has the +1000 removed (flag true): its red band says so too."""
+    """The offline scene has the +1000 removed (flag true): its red band says so too.
+
+    The evidence is the second check: with offset 0 nothing can be negative, but the
+    advertised -0.1 makes most of the scene negative, as a false flag would."""
     item = pystac.Item.from_file(paths.STAC_DIR / "items" / f"{paths.WORKSHOP_SCENE_ID}.json")
     assert item.properties["earthsearch:boa_offset_applied"] is True
     red = rioxarray.open_rasterio(paths.WORKSHOP_SCENE_DIR / "red.tif", overview_level=2)
