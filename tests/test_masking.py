@@ -263,7 +263,7 @@ def test_offset_applied_to_numbers_without_it_warns() -> None:
     ("dn", "scale_offset"),
     [(OFFSET_REMOVED, (1e-4, 0.0)), (OFFSET_KEPT, (1e-4, -0.1)), (OFFSET_REMOVED, (1e-4, 0.1))],
 )
-def test_right_offset_gives_no_negative_reflectance_and_no_warning(dn, scale_offset) -> None:
+def test_a_conversion_that_makes_nothing_negative_gives_no_warning(dn, scale_offset) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_reflectance_offset(dn, scale_offset) == 0.0
