@@ -36,6 +36,7 @@ __all__ = [
     "reflectance_scale_offset",
     "common_scale_offset",
     "OffsetWarning",
+    "NEGATIVE_REFLECTANCE_WARN_SHARE",
     "check_reflectance_offset",
 ]
 
