@@ -12,7 +12,6 @@ for a scheduler that does not answer and for a scene that is not there.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,15 +23,10 @@ import rasterio
 
 from helpers import notebooks, paths
 from tests.ndvi_textbook import textbook_ndvi
+from tests.server_fixtures import free_port
 
 NOTEBOOK = notebooks.NOTEBOOK_DIR / "02-parallel-raster-computations.ipynb"
 DASK = str(Path(sys.executable).with_name("dask"))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -49,7 +43,7 @@ def dask_scheduler(tmp_path: Path) -> Iterator[str]:
     """``dask scheduler`` + ``dask worker`` (2 processes, 1 thread each) on 127.0.0.1."""
     from dask.distributed import Client
 
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     log = (tmp_path / "dask.log").open("w")
     scheduler = subprocess.Popen(
         [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
@@ -113,14 +107,19 @@ def test_the_notebook_on_a_dask_cluster_equals_the_threaded_result(
     assert any("ndvi" in prefix for prefix in ran), ran
 
 
-def _stops_with(error: str, tmp_path: Path, **parameters) -> None:
-    """The notebook, run with ``parameters``, stops with an error matching ``error``."""
+def _stops_with(error: str, tmp_path: Path, **parameters) -> list[str]:
+    """The notebook, run with ``parameters``, stops with an error matching ``error``.
+
+    Returns the sources of the code cells that ran, the failing one last.
+    """
+    import nbformat
     from papermill.exceptions import PapermillExecutionError
 
+    executed = tmp_path / NOTEBOOK.name
     with pytest.raises(PapermillExecutionError, match=error):
-        notebooks.execute(
-            NOTEBOOK, tmp_path / NOTEBOOK.name, parameters={**parameters, "output_dir": str(tmp_path / "out")}
-        )
+        notebooks.execute(NOTEBOOK, executed, parameters={**parameters, "output_dir": str(tmp_path / "out")})
+    cells = nbformat.read(str(executed), as_version=4).cells
+    return [cell.source for cell in cells if cell.cell_type == "code" and cell.get("execution_count")]
 
 
 @pytest.mark.slow
@@ -153,8 +152,9 @@ def test_the_notebook_on_a_local_cluster_shows_its_dashboard(api: str, tmp_path:
 
 @pytest.mark.slow
 def test_a_scheduler_that_does_not_answer_says_what_to_check(api: str, tmp_path: Path) -> None:
-    nobody = f"tcp://127.0.0.1:{_free_port()}"
-    _stops_with(f"no Dask scheduler answered at {nobody}", tmp_path, api_url=api, scheduler=nobody)
+    nobody = f"tcp://127.0.0.1:{free_port()}"
+    ran = _stops_with(f"no Dask scheduler answered at {nobody}", tmp_path, api_url=api, scheduler=nobody)
+    assert not any("open_rasterio(" in source for source in ran), "read the scene before checking the scheduler"
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import geopandas as gpd
+import nbformat
 import numpy as np
 import pandas as pd
 import pystac
@@ -23,6 +24,7 @@ from pyproj import Transformer
 from shapely.geometry import Point, box, shape
 
 from helpers import notebooks, paths
+from tests.server_fixtures import free_port
 
 NOTEBOOK = paths.ROOT / "notebooks" / "03-data-cubes.ipynb"
 LINE = re.compile(r"^burned area: \d+\.\d km2 \(truth \d+\.\d km2\), IoU \d\.\d\d$")
@@ -168,6 +170,17 @@ def test_area_without_scenes_says_so(api: str, tmp_path: Path) -> None:
         _run(tmp_path, api, aoi_file=str(aoi_file))
     assert failure.value.ename == "NoScenesFound"
     assert "No scenes found" in failure.value.evalue
+
+
+def test_a_scheduler_that_does_not_answer_stops_the_notebook_before_the_search(api: str, tmp_path: Path) -> None:
+    nobody = f"tcp://127.0.0.1:{free_port()}"
+    with pytest.raises(PapermillExecutionError) as failure:
+        _run(tmp_path, api, scheduler=nobody)
+    assert failure.value.ename == "SchedulerNotAnswering"
+    assert f"no Dask scheduler answered at {nobody}" in failure.value.evalue
+    executed = nbformat.read(str(tmp_path / NOTEBOOK.name), as_version=4)
+    ran = [cell.source for cell in executed.cells if cell.cell_type == "code" and cell.get("execution_count")]
+    assert not any("search(" in source for source in ran), "searched the catalogue before checking the scheduler"
 
 
 def _corrupt_tiles(path: Path) -> None:
