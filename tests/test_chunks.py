@@ -179,19 +179,40 @@ def test_configure_gdal_sets_the_block_cache_in_megabytes_for_every_thread() -> 
         set_gdal_config("GDAL_CACHEMAX", before)
 
 
-@pytest.mark.parametrize("caller", ["main thread", "worker thread"])
-def test_configure_gdal_sets_the_http_options_for_every_thread(caller, monkeypatch) -> None:
+@pytest.fixture
+def no_http_options(monkeypatch) -> Iterator[None]:
+    """The remote-COG options unset before the test (earlier tests may have set them) and after."""
     from rasterio._env import del_gdal_config  # rasterio.env has no public "unset"
-    from rasterio.env import get_gdal_config, set_gdal_config
 
     def unset_http_options() -> None:
         for key in GDAL_HTTP_OPTIONS:
             del_gdal_config(key)
             monkeypatch.delenv(key, raising=False)
 
-    cache_before = get_gdal_config("GDAL_CACHEMAX")
-    unset_http_options()  # earlier tests may have configured this process already
+    unset_http_options()
     assert _seen_from_another_thread("GDAL_HTTP_MAX_RETRY") is None
+    yield
+    unset_http_options()
+
+
+def test_configure_gdal_without_a_cache_size_leaves_the_block_cache_alone(no_http_options) -> None:
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    before = get_gdal_config("GDAL_CACHEMAX")
+    try:
+        set_gdal_config("GDAL_CACHEMAX", 300 * 1024 * 1024)
+        configure_gdal(cache_mb=None)
+        assert _seen_from_another_thread("GDAL_CACHEMAX") == 300 * 1024 * 1024
+        assert _seen_from_another_thread("GDAL_HTTP_MAX_RETRY") == 3  # the remote-COG options all the same
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
+
+
+@pytest.mark.parametrize("caller", ["main thread", "worker thread"])
+def test_configure_gdal_sets_the_http_options_for_every_thread(caller, no_http_options) -> None:
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    cache_before = get_gdal_config("GDAL_CACHEMAX")
     try:
         if caller == "main thread":
             configure_gdal()
@@ -203,7 +224,6 @@ def test_configure_gdal_sets_the_http_options_for_every_thread(caller, monkeypat
         assert _seen_from_another_thread("GDAL_DISABLE_READDIR_ON_OPEN") == "EMPTY_DIR"
     finally:
         set_gdal_config("GDAL_CACHEMAX", cache_before)
-        unset_http_options()
 
 
 # --- over HTTP -----------------------------------------------------------------------
