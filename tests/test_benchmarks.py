@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import mmap
 import re
 import shutil
 from pathlib import Path
@@ -176,9 +177,14 @@ def test_every_case_reports_its_time_cpu_and_memory(scene: Path, build_dir: Path
 
 
 def test_page_faults_count_the_fresh_memory_a_case_touches(scene: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # 64 MB is above glibc's largest mmap threshold (32 MB): always fresh pages from the
-    # kernel, at least one fault per 2 MiB even if all of them are huge pages
-    monkeypatch.setitem(bench_dask.RUNNERS, "notebook", lambda red, nir: np.ones(64 * 2**20, np.uint8))
+    def touch_fresh_memory(red: Path, nir: Path) -> mmap.mmap:
+        # An anonymous mapping is memory this process has never touched, at least one fault
+        # per 2 MiB even as huge pages (a 64 MB numpy array may reuse memory malloc kept)
+        fresh = mmap.mmap(-1, 64 * 2**20)
+        np.frombuffer(fresh, np.uint8)[::4096] = 1  # one byte per 4 KiB page
+        return fresh
+
+    monkeypatch.setitem(bench_dask.RUNNERS, "notebook", touch_fresh_memory)
     touching = bench_dask.run_case("notebook", scene)["minor_faults"]
     monkeypatch.setitem(bench_dask.RUNNERS, "notebook", lambda red, nir: None)
     idle = bench_dask.run_case("notebook", scene)["minor_faults"]
