@@ -73,19 +73,28 @@ block again (measured in the same runs). Hence ``configure_gdal(cache_mb=None)``
 """
 
 
+_cache_bytes_before: int | None = None
+"""GDAL's block cache size before :func:`configure_gdal` first changed it."""
+
+
 def configure_gdal(cache_mb: int | None = CHUNKED_READ_CACHE_MB) -> None:
     """Set GDAL's block cache and remote-COG options for this whole process.
 
     ``rasterio.Env`` settings apply to the calling thread only, but Dask reads chunks
     in worker threads (and worker processes): these are process-wide, from whichever
     thread this runs in. On a ``dask.distributed`` cluster run it on every worker too:
-    ``client.run(configure_gdal)``. ``cache_mb=None`` sets the remote-COG options only
-    and leaves the block cache as it is (see :data:`CHUNKED_READ_CACHE_MB`).
+    ``client.run(configure_gdal)``. ``cache_mb=None`` gives the block cache the size it
+    had before the first call of this function in this process, GDAL's default unless
+    something else changed it (see :data:`CHUNKED_READ_CACHE_MB`).
     """
-    from rasterio.env import set_gdal_config
+    from rasterio.env import get_gdal_config, set_gdal_config
 
-    if cache_mb is not None:  # rasterio hands an integer to GDALSetCacheMax64, which counts bytes
-        set_gdal_config("GDAL_CACHEMAX", int(cache_mb * 2**20))
+    global _cache_bytes_before
+    if _cache_bytes_before is None:
+        _cache_bytes_before = int(get_gdal_config("GDAL_CACHEMAX"))  # GDAL reports bytes
+    # rasterio hands an integer GDAL_CACHEMAX to GDALSetCacheMax64, which counts bytes.
+    cache_bytes = _cache_bytes_before if cache_mb is None else int(cache_mb * 2**20)
+    set_gdal_config("GDAL_CACHEMAX", cache_bytes)
     on_main_thread = threading.current_thread() is threading.main_thread()
     for key, value in GDAL_HTTP_OPTIONS.items():
         if on_main_thread:

@@ -15,14 +15,15 @@ SCHEDULER_CHOICES = '"threads", "local" or "tcp://host:port"'
 
 
 class SchedulerNotAnswering(ConnectionError):
-    """Nothing accepts connections at the scheduler address the notebook was given."""
+    """No Dask scheduler answers at the address the notebook was given."""
 
-    def __init__(self, address: str, reason: object = None) -> None:
+    def __init__(self, address: str, reason: object = None, advice: str | None = None) -> None:
         self.address = address
         because = f" ({reason})" if reason else ""
+        advice = advice or "is `dask scheduler` running there, and can this machine reach that port?"
         super().__init__(
-            f"no Dask scheduler answered at {address}{because}: is `dask scheduler` running "
-            "there, and can this machine reach that port? Or run with scheduler = \"threads\"."
+            f"no Dask scheduler answered at {address}{because}: {advice} "
+            'Or run with scheduler = "threads".'
         )
 
 
@@ -48,15 +49,27 @@ def scheduler_host_port(scheduler: str) -> tuple[str, int]:
 def check_scheduler(scheduler: str, timeout: float = 5.0) -> None:
     """Refuse a ``scheduler`` the notebook could not use, before anything is computed.
 
-    ``"threads"`` and ``"local"`` need nothing. For an address, something must accept a
-    TCP connection there within ``timeout`` seconds (``SchedulerNotAnswering`` if not).
-    That does not prove it is a Dask scheduler; the ``Client`` finds out when it connects.
+    ``"threads"`` and ``"local"`` need nothing. At an address, something must accept a
+    TCP connection within ``timeout`` seconds and then speak first, as a Dask scheduler
+    does (it sends its handshake at once); otherwise ``SchedulerNotAnswering``. That
+    catches the dashboard's port (8787) given for the scheduler's (8786): a ``Client``
+    would wait for a handshake there forever. (The scheduler logs the probe as a
+    connection "closed before handshake completed".)
     """
     if scheduler in ("threads", "local"):
         return
     host, port = scheduler_host_port(scheduler)
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            try:
+                spoke = connection.recv(1)  # the timeout applies here too
+            except TimeoutError:
+                spoke = b""
     except OSError as error:  # refused, unreachable, unknown host, or timed out
         raise SchedulerNotAnswering(scheduler, error.strerror or error) from None
+    if not spoke:
+        raise SchedulerNotAnswering(
+            scheduler,
+            f"it accepts connections but sent no handshake in {timeout:g} s",
+            "is that the scheduler's port (8786 by default), not its dashboard's (8787)?",
+        )

@@ -6,7 +6,10 @@ out by hand in the test (block bytes, blocks per target, rounding), not by the h
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -195,17 +198,25 @@ def no_http_options(monkeypatch) -> Iterator[None]:
     unset_http_options()
 
 
-def test_configure_gdal_without_a_cache_size_leaves_the_block_cache_alone(no_http_options) -> None:
-    from rasterio.env import get_gdal_config, set_gdal_config
-
-    before = get_gdal_config("GDAL_CACHEMAX")
-    try:
-        set_gdal_config("GDAL_CACHEMAX", 300 * 1024 * 1024)
-        configure_gdal(cache_mb=None)
-        assert _seen_from_another_thread("GDAL_CACHEMAX") == 300 * 1024 * 1024
-        assert _seen_from_another_thread("GDAL_HTTP_MAX_RETRY") == 3  # the remote-COG options all the same
-    finally:
-        set_gdal_config("GDAL_CACHEMAX", before)
+def test_configure_gdal_without_a_cache_size_gives_back_gdals_own_cache() -> None:
+    # In a fresh process: GDAL's default is what this process had before any call.
+    script = """
+import json
+from rasterio.env import get_gdal_config
+from helpers.chunks import configure_gdal
+sizes = [get_gdal_config("GDAL_CACHEMAX")]
+for cache_mb in (None, 48, None):
+    configure_gdal(cache_mb=cache_mb)
+    sizes.append(get_gdal_config("GDAL_CACHEMAX"))
+print(json.dumps({"sizes": sizes, "retries": get_gdal_config("GDAL_HTTP_MAX_RETRY")}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=paths.ROOT)
+    seen = json.loads(done.stdout)
+    default, untouched, shrunk, restored = seen["sizes"]
+    assert default > 48 * 2**20  # GDAL's default: 5% of the RAM
+    assert untouched == default and restored == default
+    assert shrunk == 48 * 2**20
+    assert seen["retries"] == 3  # the remote-COG options all the same
 
 
 @pytest.mark.parametrize("caller", ["main thread", "worker thread"])

@@ -1,12 +1,14 @@
 """helpers.cluster: the notebooks' ``scheduler`` parameter is checked before anything runs.
 
-Addresses are tried on loopback only: a port nobody listens on, a plain socket that
-listens, and one whose queue of pending connections is full (a host that does not answer).
+Addresses are tried on loopback only: a port nobody listens on, a server that speaks
+first (as a scheduler does), one that stays silent (as the dashboard's port does), and
+one whose queue of pending connections is full (a host that does not answer).
 """
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -24,7 +26,7 @@ def test_threads_and_local_need_no_address(scheduler: str) -> None:
 @pytest.mark.parametrize(
     ("address", "host_port"),
     [("tcp://127.0.0.1:8786", ("127.0.0.1", 8786)), ("tcp://[::1]:9000", ("::1", 9000)),
-     ("tcp://scheduler.example.org:8786", ("scheduler.example.org", 8786))],
+     ("tcp://scheduler.example.org:8786", ("scheduler.example.org", 8786)), ("tcp://h:65535", ("h", 65535))],
 )
 def test_an_address_gives_its_host_and_port(address: str, host_port: tuple[str, int]) -> None:
     assert scheduler_host_port(address) == host_port
@@ -60,14 +62,44 @@ def test_a_port_nobody_listens_on_is_refused_at_once() -> None:
 
 @pytest.fixture
 def listening() -> Iterator[socket.socket]:
+    """A port that accepts connections (the kernel completes them) and never says a word."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(0)
         yield server
 
 
-def test_a_port_that_accepts_connections_passes(listening: socket.socket) -> None:
-    check_scheduler(f"tcp://127.0.0.1:{listening.getsockname()[1]}", timeout=5)
+@pytest.fixture
+def speaking() -> Iterator[int]:
+    """A port whose server sends a few bytes first on every connection, as a Dask scheduler does."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+
+        def serve() -> None:
+            while True:
+                try:
+                    connection, _ = server.accept()
+                except OSError:  # closed at the end of the test
+                    return
+                with connection:
+                    connection.sendall(b"hello")
+
+        threading.Thread(target=serve, daemon=True).start()
+        yield server.getsockname()[1]
+
+
+def test_a_server_that_speaks_first_passes(speaking: int) -> None:
+    check_scheduler(f"tcp://127.0.0.1:{speaking}", timeout=5)
+
+
+def test_a_port_that_accepts_but_stays_silent_is_not_a_scheduler(listening: socket.socket) -> None:
+    # e.g. the dashboard's port (8787, HTTP: waits for the client) given for the scheduler's
+    silent = f"tcp://127.0.0.1:{listening.getsockname()[1]}"
+    start = time.perf_counter()
+    with pytest.raises(SchedulerNotAnswering, match=r"sent no handshake in 0.5 s\): is that the scheduler's port"):
+        check_scheduler(silent, timeout=0.5)
+    assert 0.4 < time.perf_counter() - start < 3
 
 
 def test_a_host_that_does_not_answer_is_given_up_after_the_timeout(listening: socket.socket) -> None:
@@ -83,9 +115,31 @@ def test_a_host_that_does_not_answer_is_given_up_after_the_timeout(listening: so
     time.sleep(0.2)
     try:
         start = time.perf_counter()
-        with pytest.raises(SchedulerNotAnswering, match="timed out"):
+        with pytest.raises(SchedulerNotAnswering, match=r"\(timed out\)"):
             check_scheduler(f"tcp://127.0.0.1:{port}", timeout=1)
-        assert 0.9 < time.perf_counter() - start < 10
+        assert 0.9 < time.perf_counter() - start < 3
     finally:
         for client in waiting:
             client.close()
+
+
+def test_the_notebooks_wait_a_few_seconds_not_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    waited = []
+
+    def no_answer(address, timeout=None):
+        waited.append(timeout)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", no_answer)
+    with pytest.raises(SchedulerNotAnswering):
+        check_scheduler("tcp://10.0.0.5:8786")  # as the notebooks call it
+    assert waited and 0 < waited[0] <= 10
+
+
+def test_a_host_name_that_does_not_resolve_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unknown(address, timeout=None):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", unknown)
+    with pytest.raises(SchedulerNotAnswering, match=r"at tcp://schedular:8786 \(Name or service not known\)"):
+        check_scheduler("tcp://schedular:8786")
