@@ -57,6 +57,15 @@ def execute(
     )
 
 
+def code_that_ran(executed: Path) -> list[str]:
+    """Sources of the code cells of an executed notebook that ran, the failing one last.
+
+    papermill clears the execution counts before it runs, so a cell after a failure has none.
+    """
+    cells = nbformat.read(str(executed), as_version=4).cells
+    return [cell.source for cell in cells if cell.cell_type == "code" and cell.get("execution_count")]
+
+
 def is_solution(cell: nbformat.NotebookNode) -> bool:
     return SOLUTION_TAG in cell.get("metadata", {}).get("tags", [])
 

@@ -114,14 +114,12 @@ def _stops_with(error: str, tmp_path: Path, **parameters) -> list[str]:
 
     Returns the sources of the code cells that ran, the failing one last.
     """
-    import nbformat
     from papermill.exceptions import PapermillExecutionError
 
     executed = tmp_path / NOTEBOOK.name
     with pytest.raises(PapermillExecutionError, match=error):
         notebooks.execute(NOTEBOOK, executed, parameters={**parameters, "output_dir": str(tmp_path / "out")})
-    cells = nbformat.read(str(executed), as_version=4).cells
-    return [cell.source for cell in cells if cell.cell_type == "code" and cell.get("execution_count")]
+    return notebooks.code_that_ran(executed)
 
 
 @pytest.mark.slow

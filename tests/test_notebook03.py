@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import geopandas as gpd
-import nbformat
 import numpy as np
 import pandas as pd
 import pystac
@@ -178,8 +177,7 @@ def test_a_scheduler_that_does_not_answer_stops_the_notebook_before_the_search(a
         _run(tmp_path, api, scheduler=nobody)
     assert failure.value.ename == "SchedulerNotAnswering"
     assert f"no Dask scheduler answered at {nobody}" in failure.value.evalue
-    executed = nbformat.read(str(tmp_path / NOTEBOOK.name), as_version=4)
-    ran = [cell.source for cell in executed.cells if cell.cell_type == "code" and cell.get("execution_count")]
+    ran = notebooks.code_that_ran(tmp_path / NOTEBOOK.name)
     assert not any("search(" in source for source in ran), "searched the catalogue before checking the scheduler"
 
 

@@ -143,3 +143,13 @@ def test_run_all_keeps_an_output_dir_that_is_given(tmp_path: Path) -> None:
     notebooks.run_all([source], tmp_path / "build", {"api_url": "given", "output_dir": str(mine)})
     assert (mine / "answer.txt").read_text() == "given"
     assert not (tmp_path / "build" / "outputs").exists()
+
+
+def test_code_that_ran_stops_where_the_run_stopped(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook(
+        cells=[_cell("a = 1", count=1), nbformat.v4.new_markdown_cell("text"), _cell("raise ValueError", count=2),
+               _cell("b = 2")]
+    )
+    executed = tmp_path / "executed.ipynb"
+    nbformat.write(nb, str(executed))
+    assert notebooks.code_that_ran(executed) == ["a = 1", "raise ValueError"]
