@@ -48,7 +48,9 @@ def dask_scheduler(tmp_path: Path) -> Iterator[str]:
     address = f"tcp://127.0.0.1:{free_port()}"
     log = (tmp_path / "dask.log").open("w")
     scheduler = subprocess.Popen(
-        [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+        # --no-dashboard still binds :8787 (distributed 2026.8); a free loopback port instead
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+         "--dashboard-address", "127.0.0.1:0"],
         stdout=log, stderr=subprocess.STDOUT,
     )
     worker = subprocess.Popen(
