@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,8 +64,9 @@ With block-aligned chunks every block is decoded exactly once, so a large cache 
 holds memory: on the full Sentinel-2 pair, notebook 02's NDVI peaks at 0.74 GB of RSS
 with this cache and at 1.20 GB with the default one (1.2 GB on a 24 GiB machine), at
 the same speed (``benchmarks/bench_dask.py``, case ``notebook``). It must not be tiny
-either: writing the NDVI as a tiled GeoTIFF (case ``write_cog``) takes 4.7 s with this
-cache, 4.5-4.9 s (and 1.6 GB) with the default one, and 8.5-9.5 s with a 64-byte cache.
+either: writing the NDVI as a tiled GeoTIFF (case ``write_cog``) took 4.7 s with this
+cache, 4.5-4.9 s (and 1.6 GB) with the default one, and 8.5-9.5 s with a 64-byte cache
+(the runs of one session).
 
 Code that reads the same blocks twice wants the default: the workshop's serial NDVI
 (``masked=True``, no chunks) reads both bands again for ``nir + red``, and that second
@@ -104,12 +106,17 @@ def configure_gdal(cache_mb: int | None = CHUNKED_READ_CACHE_MB) -> None:
 
 
 class NotTiledError(ValueError):
-    """The raster is stored in strips, not tiles: it is not a Cloud-Optimised GeoTIFF."""
+    """The raster's blocks span its whole width, as strips do: not a Cloud-Optimised GeoTIFF."""
 
 
-@dataclass(frozen=True)
-class ChunkSuggestion:
-    """Block-aligned chunks for ``rioxarray.open_rasterio(..., chunks=suggestion.chunks)``."""
+@dataclass(frozen=True, eq=False)
+class ChunkSuggestion(Mapping[str, int]):
+    """Block-aligned chunks for ``rioxarray.open_rasterio(..., chunks=suggestion)``.
+
+    It is the mapping ``{"band": 1, "y": rows, "x": columns}`` (also as the plain dict
+    :attr:`chunks`), so it goes straight into ``chunks=``, and it carries the reasons:
+    ``print(suggestion)`` explains the choice.
+    """
 
     chunks: dict[str, int]
     """``{"band": 1, "y": rows, "x": columns}``, the ``chunks=`` argument of rioxarray."""
@@ -155,6 +162,15 @@ class ChunkSuggestion:
             f"{self.raster_shape[0]} x {self.raster_shape[1]} band makes {self.n_chunks} "
             f"chunk{'s' if self.n_chunks != 1 else ''}."
         )
+
+    def __getitem__(self, dim: str) -> int:
+        return self.chunks[dim]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.chunks)
+
+    def __len__(self) -> int:
+        return len(self.chunks)
 
     def __str__(self) -> str:
         return self.explanation
@@ -222,7 +238,9 @@ def suggest_chunks(
     and a band narrower or shorter than that chunk gets the rest of the target along its
     length, so that it is not cut into needlessly small chunks.
     A raster stored in strips (not tiled) raises :class:`NotTiledError`: such a file is
-    not a COG and reading any window decodes whole rows, so convert it first.
+    not a COG and reading any window decodes whole rows, so convert it first. A tiled file
+    one tile wide, with tiles wider than tall, looks the same and is refused too (rare: COG
+    tiles are square). Pass the result as ``chunks=``.
     """
     if not (isinstance(target_mb, (int, float)) and math.isfinite(target_mb) and target_mb > 0):
         raise ValueError(f"target_mb must be a positive number of megabytes, got {target_mb!r}")
@@ -231,8 +249,9 @@ def suggest_chunks(
     # the block shape too). Strips span exactly the raster's width; tiles may be wider.
     if cols == width and rows < cols and height > rows:
         raise NotTiledError(
-            f"{os.fspath(href_or_path)} is stored in strips of {rows} x {cols} pixels, not tiles, "
-            "so it is not a Cloud-Optimised GeoTIFF and block-aligned chunks do not exist. "
+            f"{os.fspath(href_or_path)}: its blocks of {rows} x {cols} pixels span the whole width, "
+            "as the strips of a GeoTIFF that is not tiled do (not tiles), so it is not a "
+            "Cloud-Optimised GeoTIFF and block-aligned chunks could only be whole-width strips. "
             "Convert it first, e.g. `gdal_translate -of COG -co BLOCKSIZE=1024 in.tif out.tif` "
             "or rasterio.shutil.copy(src, dst, driver='COG')."
         )

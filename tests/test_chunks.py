@@ -111,15 +111,32 @@ def test_the_explanation_names_blocks_chunks_and_sizes(tiled: Path) -> None:
         assert expected in text
 
 
-def test_rioxarray_accepts_the_chunks_and_reads_whole_blocks(tiled: Path) -> None:
-    chunks = suggest_chunks(tiled, target_mb=0.5).chunks
+@pytest.mark.parametrize("as_given", ["the suggestion itself", "its chunks dict"])
+def test_rioxarray_accepts_the_chunks_and_reads_whole_blocks(tiled: Path, as_given: str) -> None:
+    suggestion = suggest_chunks(tiled, target_mb=0.5)
+    chunks = suggestion if as_given == "the suggestion itself" else suggestion.chunks
     band = rioxarray.open_rasterio(tiled, chunks=chunks)
     assert band.chunks == ((1,), (512, 488), (512, 512, 176))
+
+
+def test_the_suggestion_is_the_mapping_of_its_chunks(tiled: Path) -> None:
+    suggestion = suggest_chunks(tiled, target_mb=0.5)
+    assert dict(suggestion) == {"band": 1, "y": 512, "x": 512}
+    assert suggestion == {"band": 1, "y": 512, "x": 512}
+    assert suggestion != {"band": 1, "y": 256, "x": 256}
+    assert str(suggestion) == suggestion.explanation
 
 
 def test_an_untiled_file_says_to_convert_it(tmp_path: Path) -> None:
     path = _write(tmp_path / "strips.tif", 1000, 1200, tiled=False, blockysize=8)
     with pytest.raises(NotTiledError, match="not tiles.*gdal_translate -of COG"):
+        suggest_chunks(path)
+
+
+def test_blocks_as_wide_as_the_band_are_refused_as_strips_are(tmp_path: Path) -> None:
+    # tiled, but one 128 x 256 tile spans the 256-pixel width: GDAL shows it as strips do
+    path = _write(tmp_path / "one_tile_wide.tif", 1000, 256, tiled=True, blockxsize=256, blockysize=128)
+    with pytest.raises(NotTiledError, match="blocks of 128 x 256 pixels span the whole width"):
         suggest_chunks(path)
 
 
