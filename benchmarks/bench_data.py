@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu_s = _cpu_seconds() - cpu0
     load_after = os.getloadavg()[0]
     disk = synthetic.disk_usage(data_dir)
-    rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # kB (KiB) to MB
+    rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e6
 
     t1 = time.perf_counter()
     fresh = synthetic.is_up_to_date(data_dir)

@@ -61,12 +61,12 @@ CHUNKED_READ_CACHE_MB = 64
 """GDAL block cache for block-aligned chunked reads (GDAL's default is 5% of the RAM).
 
 With block-aligned chunks every block is decoded exactly once, so a large cache only
-holds memory: on the full Sentinel-2 pair, notebook 02's NDVI peaks at 0.74 GB of RSS
-with this cache and at 1.20 GB with the default one (1.2 GB on a 24 GiB machine), at
-the same speed (``benchmarks/bench_dask.py``, case ``notebook``). It must not be tiny
-either: writing the NDVI as a tiled GeoTIFF (case ``write_cog``) took 4.7 s with this
-cache, 4.5-4.9 s (and 1.6 GB) with the default one, and 8.5-9.5 s with a 64-byte cache
-(the runs of one session).
+holds memory: on the full Sentinel-2 pair, notebook 02's NDVI peaks at 0.78 GB of RSS
+with this cache and at 1.26 GB with the default one (1.2 GiB on a 24 GiB machine), and
+takes 0.52-0.57 s against 0.67-0.73 s (``benchmarks/bench_dask.py``, case ``notebook``,
+3 runs each). It must not be tiny either: writing the NDVI COG (case ``write_cog``) took
+5.1-5.2 s and 0.63 GB with this cache, 5.3-5.5 s and 1.69 GB with the default one, and
+10.5 s with a 64-byte cache (2 runs each).
 
 Code that reads the same blocks twice wants the default: the workshop's serial NDVI
 (``masked=True``, no chunks) reads both bands again for ``nir + red``, and that second

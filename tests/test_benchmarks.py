@@ -93,7 +93,7 @@ def _assert_persisted(array, chunks: dict[str, int]) -> None:
 
 def _peak_rss_mb_of_this_process() -> float:
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+        return next(int(line.split()[1]) * 1024 / 1e6 for line in status if line.startswith("VmHWM:"))
 
 
 @pytest.mark.parametrize(("case", "reads"), [("serial", 4), ("serial_loaded", 2)])
