@@ -40,3 +40,23 @@ EMBEDDED_API_URL = f"http://127.0.0.1:{PORT}"
 """Root of the embedded STAC API (``make serve``); assets are served under ``/data/``."""
 
 COLLECTION = "sentinel-2-l2a"
+
+
+def workshop_scene_files() -> dict[str, Path]:
+    """The STAC item and the ``red`` and ``nir`` bands of the workshop's download.
+
+    Checked here so that a notebook without the generated data stops at its first read
+    with what to do, not with a bare "No such file" from pystac or GDAL.
+    """
+    files = {
+        "item": STAC_DIR / "items" / f"{WORKSHOP_SCENE_ID}.json",
+        "red": WORKSHOP_SCENE_DIR / "red.tif",
+        "nir": WORKSHOP_SCENE_DIR / "nir.tif",
+    }
+    missing = [str(path) for path in files.values() if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"the offline data is missing ({', '.join(missing)}): run `make data` in the "
+            'repository (about 2 minutes), or read the scene through a STAC API (read_from = "stac")'
+        )
+    return files

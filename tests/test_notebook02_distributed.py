@@ -167,3 +167,10 @@ def test_a_scheduler_that_does_not_answer_says_what_to_check(api: str, tmp_path:
 )
 def test_a_scene_that_is_not_there_says_what_to_change(api: str, tmp_path: Path, read_from: str, error: str) -> None:
     _stops_with(error, tmp_path, api_url=api, read_from=read_from, scene_id="S2B_35SNA_20230822_0_L2X")
+
+
+@pytest.mark.slow
+def test_missing_offline_data_says_to_run_make_data(api: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RHODES_DATA_DIR", str(tmp_path / "no-data"))  # the kernel inherits it
+    ran = _stops_with(r"the offline data is missing .*run `make data`", tmp_path, api_url=api, read_from="files")
+    assert not any("open_rasterio(" in source for source in ran)
