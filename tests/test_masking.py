@@ -302,9 +302,10 @@ def test_workshop_scene_overview_agrees_with_its_item_flag() -> None:
 
     The evidence is the second check: with offset 0 nothing can be negative, but the
     advertised -0.1 makes most of the scene negative, as a false flag would."""
-    item = pystac.Item.from_file(paths.STAC_DIR / "items" / f"{paths.WORKSHOP_SCENE_ID}.json")
+    scene_files = paths.workshop_scene_files()
+    item = pystac.Item.from_file(scene_files["item"])
     assert item.properties["earthsearch:boa_offset_applied"] is True
-    red = rioxarray.open_rasterio(paths.WORKSHOP_SCENE_DIR / "red.tif", overview_level=2)
+    red = rioxarray.open_rasterio(scene_files["red"], overview_level=2)
     assert check_reflectance_offset(red, reflectance_scale_offset(item, "red")) == 0.0
     with pytest.warns(OffsetWarning):
         assert check_reflectance_offset(red, (1e-4, -0.1)) > 0.5
