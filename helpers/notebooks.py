@@ -66,6 +66,17 @@ def code_that_ran(executed: Path) -> list[str]:
     return [cell.source for cell in cells if cell.cell_type == "code" and cell.get("execution_count")]
 
 
+def printed(executed: nbformat.NotebookNode) -> list[str]:
+    """The lines an executed notebook's code printed (its stdout), in order."""
+    return [
+        line
+        for cell in executed.cells
+        for output in cell.get("outputs", [])
+        if output.output_type == "stream" and output.name == "stdout"
+        for line in output.text.splitlines()
+    ]
+
+
 def is_solution(cell: nbformat.NotebookNode) -> bool:
     return SOLUTION_TAG in cell.get("metadata", {}).get("tags", [])
 

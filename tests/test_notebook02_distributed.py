@@ -12,7 +12,6 @@ for a scheduler that does not answer and for a scene that is not there.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -130,24 +129,16 @@ def test_an_unknown_scheduler_is_refused(api: str, tmp_path: Path, scheduler) ->
     _stops_with("scheduler must be", tmp_path, api_url=api, scheduler=scheduler)
 
 
-def _printed(executed_notebook: Path) -> str:
-    import nbformat
-
-    nb = nbformat.read(str(executed_notebook), as_version=4)
-    return "".join(
-        output.get("text", "") for cell in nb.cells for output in cell.get("outputs", []) if output.output_type == "stream"
-    )
-
-
 @pytest.mark.slow
 def test_the_notebook_on_a_local_cluster_shows_its_dashboard(api: str, tmp_path: Path) -> None:
     out = tmp_path / "outputs"
-    executed = tmp_path / NOTEBOOK.name
-    notebooks.execute(NOTEBOOK, executed, parameters={"api_url": api, "scheduler": "local", "output_dir": str(out)})
+    executed = notebooks.execute(
+        NOTEBOOK, tmp_path / NOTEBOOK.name, parameters={"api_url": api, "scheduler": "local", "output_dir": str(out)}
+    )
 
-    printed = _printed(executed)
-    assert "dashboard: http://127.0.0.1:" in printed
-    assert re.search(rf"^{CPU_COUNT} workers$", printed, re.MULTILINE)  # one single-threaded worker per core
+    printed = notebooks.printed(executed)
+    assert any(line.startswith("dashboard: http://127.0.0.1:") for line in printed)
+    assert f"{CPU_COUNT} workers" in printed  # a whole line: one single-threaded worker per core
     with rasterio.open(out / "ndvi_every_10th_pixel.tif") as src:
         np.testing.assert_allclose(src.read(1), _numpy_ndvi_every_10th_pixel(), atol=1e-6, equal_nan=True)
 

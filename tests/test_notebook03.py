@@ -42,15 +42,6 @@ def _run(tmp_path: Path, api_url: str, **parameters) -> tuple:
     return executed, out_dir
 
 
-def _stdout(executed) -> list[str]:
-    lines = []
-    for cell in executed.cells:
-        for output in cell.get("outputs", []):
-            if output.output_type == "stream" and output.name == "stdout":
-                lines.extend(output.text.splitlines())
-    return lines
-
-
 @pytest.fixture(scope="module")
 def default_run(api: str, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return _run(tmp_path_factory.mktemp("nb03-default"), api)
@@ -62,7 +53,7 @@ def _truth() -> gpd.GeoDataFrame:
 
 def test_burned_area_line_and_accuracy(default_run) -> None:
     executed, out_dir = default_run
-    lines = [line for line in _stdout(executed) if line.startswith("burned area:")]
+    lines = [line for line in notebooks.printed(executed) if line.startswith("burned area:")]
     assert lines and LINE.match(lines[0]), lines
     result = json.loads((out_dir / "burned_area.json").read_text())
     truth_km2 = float(_truth()["area_km2"].sum())
@@ -78,7 +69,7 @@ def test_threshold_matters(default_run) -> None:
     executed, _ = default_run
     truth_km2 = float(_truth()["area_km2"].sum())
     found = {}
-    for line in _stdout(executed):
+    for line in notebooks.printed(executed):
         match = re.match(r"^threshold (\d\.\d+): burned area: (\d+\.\d) km2 .*IoU (\d\.\d\d)$", line)
         if match:
             found[float(match[1])] = (float(match[2]), float(match[3]))
@@ -152,7 +143,7 @@ def test_other_area_and_dates(api: str, tmp_path: Path) -> None:
         date_before="2023-07-08", date_after="2023-08-17",
     )
 
-    days = [line for line in _stdout(executed) if " time steps from " in line]
+    days = [line for line in notebooks.printed(executed) if " time steps from " in line]
     assert days and int(days[0].split()[0]) < 25
     table = pd.read_csv(out_dir / "ndvi_point.csv")
     assert table["date"].min() >= "2023-07-06" and table["date"].max() <= "2023-08-20"

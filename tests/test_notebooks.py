@@ -153,3 +153,11 @@ def test_code_that_ran_stops_where_the_run_stopped(tmp_path: Path) -> None:
     executed = tmp_path / "executed.ipynb"
     nbformat.write(nb, str(executed))
     assert notebooks.code_that_ran(executed) == ["a = 1", "raise ValueError"]
+
+
+def test_printed_is_the_stdout_lines_in_order() -> None:
+    first, second = _cell("a = 1"), _cell("b = 2")
+    first.outputs.append(nbformat.v4.new_output("stream", name="stderr", text="a warning\n"))
+    second.outputs = [nbformat.v4.new_output("stream", name="stdout", text="two\nlines\n")]
+    nb = nbformat.v4.new_notebook(cells=[first, nbformat.v4.new_markdown_cell("text"), second])
+    assert notebooks.printed(nb) == ["out of a = 1", "two", "lines"]
