@@ -73,3 +73,28 @@ def check_scheduler(scheduler: str, timeout: float = 5.0) -> None:
             f"it accepts connections but sent no handshake in {timeout:g} s",
             "is that the scheduler's port (8786 by default), not its dashboard's (8787)?",
         )
+
+
+class NoWorkers(TimeoutError):
+    """The scheduler answers but no worker has joined it."""
+
+
+def wait_for_workers(client, timeout: float = 30.0) -> int:
+    """The number of workers of ``client``'s scheduler, once at least one has joined.
+
+    A scheduler without workers accepts every computation and runs none: the notebook
+    would wait for ever at its first ``compute()``. A worker started at the same time as
+    the notebook may take a few seconds to join, hence the wait (``timeout`` seconds).
+    """
+    from distributed.exceptions import WorkerStartTimeoutError
+
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except WorkerStartTimeoutError:
+        address = client.scheduler.address
+        raise NoWorkers(
+            f"the Dask scheduler at {address} has no workers (none joined in {timeout:g} s), so "
+            f"nothing would run: start one on each machine that should compute, `dask worker {address}`, "
+            'then run this cell again; or run with scheduler = "threads".'
+        ) from None
+    return len(client.scheduler_info()["workers"])

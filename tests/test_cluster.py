@@ -143,3 +143,20 @@ def test_a_host_name_that_does_not_resolve_says_so(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(socket, "create_connection", unknown)
     with pytest.raises(SchedulerNotAnswering, match=r"at tcp://schedular:8786 \(Name or service not known\)"):
         check_scheduler("tcp://schedular:8786")
+
+
+def test_a_scheduler_without_workers_says_to_start_one() -> None:
+    from distributed import Client, LocalCluster
+
+    from helpers.cluster import NoWorkers, wait_for_workers
+
+    with (
+        LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None) as cluster,
+        Client(cluster.scheduler_address) as client,  # as the notebooks connect to an address
+    ):
+        start = time.perf_counter()
+        with pytest.raises(NoWorkers, match=f"at {cluster.scheduler_address} has no workers .*`dask worker {cluster.scheduler_address}`"):
+            wait_for_workers(client, timeout=1)
+        assert time.perf_counter() - start < 10  # gave up after the timeout, did not hang
+        cluster.scale(1)
+        assert wait_for_workers(client, timeout=30) == 1
