@@ -82,7 +82,11 @@ def is_solution(cell: nbformat.NotebookNode) -> bool:
 
 
 def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop run-specific metadata and collapse solution cells, as committed notebooks have them."""
+    """Drop run-specific metadata and collapse solution cells, as committed notebooks have them.
+
+    A collapsed solution hides its outputs too: a printed answer gives the exercise away
+    as surely as the code.
+    """
     for key in VOLATILE_NOTEBOOK_METADATA:
         nb.metadata.pop(key, None)
     for cell in nb.cells:
@@ -90,6 +94,8 @@ def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             cell.metadata.pop(key, None)
         if is_solution(cell):
             cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
+            if cell.cell_type == "code":
+                cell.metadata["jupyter"]["outputs_hidden"] = True
     return nb
 
 
@@ -129,8 +135,9 @@ def problems(nb: nbformat.NotebookNode) -> list[str]:
                 found.append(f"{where}: error output {output.get('ename')}: {output.get('evalue')}")
             if output.output_type == "stream" and output.get("name") == "stderr" and "Traceback" in output.text:
                 found.append(f"{where}: a traceback on stderr")
-        if is_solution(cell) and not cell.metadata.get("jupyter", {}).get("source_hidden"):
-            found.append(f"{where}: solution cell not collapsed (run `make outputs`)")
+        hidden = cell.metadata.get("jupyter", {})
+        if is_solution(cell) and not (hidden.get("source_hidden") and hidden.get("outputs_hidden")):
+            found.append(f"{where}: solution cell or its outputs not collapsed (run `make outputs`)")
     for key in VOLATILE_NOTEBOOK_METADATA:
         if key in nb.metadata:
             found.append(f"notebook metadata '{key}' (run `make outputs`)")
@@ -149,7 +156,8 @@ def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cell.execution_count = None
         if is_solution(cell):
             cell.source = STUDENT_PLACEHOLDER
-            cell.metadata.get("jupyter", {}).pop("source_hidden", None)
+            for key in ("source_hidden", "outputs_hidden"):
+                cell.metadata.get("jupyter", {}).pop(key, None)
     return student
 
 

@@ -60,7 +60,14 @@ def test_normalised_notebook_has_no_problems() -> None:
     nb.cells[0].metadata["papermill"] = {"duration": 1.0}
     nb.metadata["papermill"] = {"parameters": {}}
     assert notebooks.problems(notebooks.normalise(nb)) == []
-    assert nb.cells[1].metadata["jupyter"]["source_hidden"] is True
+    assert nb.cells[1].metadata["jupyter"] == {"source_hidden": True, "outputs_hidden": True}
+
+
+def test_a_solution_whose_answer_shows_is_a_problem() -> None:
+    shown = _cell("print(12)", ["solution"], 2)
+    shown.metadata["jupyter"] = {"source_hidden": True}  # the code is hidden, its printed answer is not
+    nb = nbformat.v4.new_notebook(cells=[_cell("x = 1", ["parameters"], 1), shown])
+    assert notebooks.problems(nb) == ["cell 1: solution cell or its outputs not collapsed (run `make outputs`)"]
 
 
 def test_student_copy_empties_solutions_and_keeps_exercises(tmp_path: Path) -> None:
