@@ -321,7 +321,11 @@ def test_port_used_by_another_program(unserved_data: Path) -> None:
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
-        with pytest.raises(server.ServerError, match=f"Port {port} .* in use by another program"):
+        with pytest.raises(
+            server.ServerError,
+            match=f'Port {port} .* in use by another program.*`PORT={port + 1} make serve`.*'
+            f'api_url = "http://127.0.0.1:{port + 1}"',
+        ):
             server.start(port=port, data_dir=data_dir)
     assert not Cluster.for_data_dir(data_dir).home.exists()  # nothing was built
 

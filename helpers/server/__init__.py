@@ -164,8 +164,10 @@ def _port_taken_message(port: int) -> str:
         else "another program"
     )
     return (
-        f"Port {port} on 127.0.0.1 is already in use by {who}. Stop it, or use another port: "
-        f"`PORT={port + 1} make serve` or helpers.server.start(port={port + 1})."
+        f"Port {port} on 127.0.0.1 is already in use by {who}. Stop it, or start the embedded "
+        f"API on another port, `PORT={port + 1} make serve` in a terminal (or "
+        f"helpers.server.start(port={port + 1}) in Python), then give the notebooks "
+        f'api_url = "{root_url(port + 1)}".'
     )
 
 
