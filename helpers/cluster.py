@@ -10,6 +10,10 @@ for minutes; creating the ``Client`` stays in the notebooks, where it is taught.
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 SCHEDULER_CHOICES = '"threads", "local" or "tcp://host:port"'
 
@@ -79,7 +83,7 @@ class NoWorkers(TimeoutError):
     """The scheduler answers but no worker has joined it."""
 
 
-def wait_for_workers(client, timeout: float = 30.0) -> int:
+def wait_for_workers(client: Client, timeout: float = 30.0) -> int:
     """The number of workers of ``client``'s scheduler, once at least one has joined.
 
     A scheduler without workers accepts every computation and runs none: the notebook
