@@ -75,7 +75,8 @@ def check_scheduler(scheduler: str, timeout: float = 5.0) -> None:
         raise SchedulerNotAnswering(
             scheduler,
             f"it accepts connections but sent no handshake in {timeout:g} s",
-            "is that the scheduler's port (8786 by default), not its dashboard's (8787)?",
+            "is that the scheduler's port (8786 by default), not its dashboard's (8787)? Or does "
+            "something on the way (a proxy, a firewall) accept connections for a host that is down?",
         )
 
 
