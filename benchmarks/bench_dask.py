@@ -285,7 +285,7 @@ def _unreadable_scene(scene_dir: Path, error: Exception) -> SystemExit:
     """The advice for a band GDAL cannot read, instead of a traceback that ends in "Read failed"."""
     detail = error.__cause__ or error  # rasterio's "Read failed" hides GDAL's message, which names the file
     return SystemExit(
-        f"cannot read the scene in {scene_dir}: a band is corrupt or truncated (GDAL: {detail}). "
+        f"cannot read the scene in {scene_dir}: a band is corrupt or truncated ({detail}). "
         f"If it is the workshop scene, delete {paths.WORKSHOP_SCENE_DIR} and run `make data` to "
         "regenerate it; otherwise pass --scene-dir with an intact red.tif/nir.tif pair"
     )
@@ -298,13 +298,10 @@ def _check_scene(scene_dir: Path) -> None:
             f"{', '.join(missing)} missing in {scene_dir}: run `make data` "
             "(or pass --scene-dir with a red.tif/nir.tif pair)"
         )
-    import rasterio
-
-    for name in ("red.tif", "nir.tif"):  # headers only: a damaged tile shows when a case reads it
+    for name in ("red.tif", "nir.tif"):  # headers only: a band cut short is refused before any case runs
         try:
-            with rasterio.open(scene_dir / name):
-                pass
-        except rasterio.errors.RasterioIOError as error:
+            paths.check_geotiff_complete(scene_dir / name)
+        except paths.DamagedFileError as error:
             raise _unreadable_scene(scene_dir, error) from None
 
 

@@ -175,8 +175,9 @@ def test_a_band_cut_short_stops_before_the_lesson_reads_it(api: str, tmp_path: P
     (data / item).symlink_to(paths.DATA_DIR / item)
     (data / "sentinel2").mkdir()
     (data / "sentinel2" / "red.tif").symlink_to(paths.WORKSHOP_SCENE_DIR / "red.tif")
-    with (paths.WORKSHOP_SCENE_DIR / "nir.tif").open("rb") as whole, (data / "sentinel2" / "nir.tif").open("wb") as cut:
-        cut.write(whole.read(paths.WORKSHOP_SCENE_DIR.joinpath("nir.tif").stat().st_size // 2))  # an interrupted copy
+    nir = paths.WORKSHOP_SCENE_DIR / "nir.tif"
+    with nir.open("rb") as whole, (data / "sentinel2" / "nir.tif").open("wb") as cut:
+        cut.write(whole.read(nir.stat().st_size // 2))  # an interrupted copy
     monkeypatch.setenv("RHODES_DATA_DIR", str(data))  # the kernel inherits it
     ran = _stops_with(r"nir.tif is cut short: .*`make data`", tmp_path, api_url=api, read_from="files")
     assert not any("open_rasterio(" in source for source in ran)
