@@ -6,8 +6,9 @@ API (``read_from="stac"``), as a learner on a real cluster would.
 The notebook writes two results into ``output_dir``: the NDVI COG computed with threads
 in this process, and every 10th pixel of the NDVI computed on the cluster. They must be
 equal, and both must match NDVI worked out here with plain NumPy from the local bands.
-Also run: ``scheduler="local"`` (a LocalCluster with its dashboard), and the clear errors
-for a scheduler that does not answer and for a scene that is not there.
+Also run: ``scheduler="local"`` (a LocalCluster with its dashboard), the clear errors
+for a scheduler that does not answer and for a scene that is not there, and a scene
+whose item carries a wrong ``earthsearch:boa_offset_applied`` flag.
 """
 
 from __future__ import annotations
@@ -181,3 +182,39 @@ def test_a_band_cut_short_stops_before_the_lesson_reads_it(api: str, tmp_path: P
     monkeypatch.setenv("RHODES_DATA_DIR", str(data))  # the kernel inherits it
     ran = _stops_with(r"nir.tif is cut short: .*`make data`", tmp_path, api_url=api, read_from="files")
     assert not any("open_rasterio(" in source for source in ran)
+
+
+@pytest.mark.slow
+def test_a_wrong_offset_flag_is_caught_by_the_data_and_the_notebook_goes_on_right(
+    api: str, tmp_path: Path, monkeypatch
+) -> None:
+    """The item says the +1000 is still in (a false flag, Element84/earth-search #66, #71)
+    although the bands carry none: applying -0.1 would turn most pixels negative."""
+    import json
+
+    data = tmp_path / "data"
+    item_path = data / "stac" / "items" / f"{paths.WORKSHOP_SCENE_ID}.json"
+    item_path.parent.mkdir(parents=True)
+    item = json.loads((paths.DATA_DIR / "stac" / "items" / item_path.name).read_text())
+    assert item["properties"]["earthsearch:boa_offset_applied"] is True
+    item["properties"]["earthsearch:boa_offset_applied"] = False
+    item_path.write_text(json.dumps(item))
+    (data / "sentinel2").mkdir()
+    for band in ("red.tif", "nir.tif"):
+        (data / "sentinel2" / band).symlink_to(paths.WORKSHOP_SCENE_DIR / band)
+    monkeypatch.setenv("RHODES_DATA_DIR", str(data))  # the kernel inherits it
+    out = tmp_path / "outputs"
+
+    executed = notebooks.execute(
+        NOTEBOOK, tmp_path / NOTEBOOK.name, parameters={"api_url": api, "read_from": "files", "output_dir": str(out)}
+    )
+
+    printed = notebooks.printed(executed)
+    assert "red (scale, offset): (0.0001, -0.1)" in printed  # the flag was read as it is
+    assert "the flag is wrong: this notebook goes on with (0.0001, 0.0) (0.0001, 0.0)" in printed
+    warned = [o["text"] for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.get("name") == "stderr"]
+    assert any("OffsetWarning" in text for text in warned)
+    with rasterio.open(out / "ndvi_every_10th_pixel.tif") as src:
+        np.testing.assert_allclose(src.read(1), _numpy_ndvi_every_10th_pixel(), atol=1e-6, equal_nan=True)
+    with rasterio.open(out / "ndvi.tif") as cog:
+        np.testing.assert_allclose(cog.read(1)[::10, ::10], _numpy_ndvi_every_10th_pixel(), atol=1e-6, equal_nan=True)
