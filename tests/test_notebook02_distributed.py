@@ -168,18 +168,26 @@ def test_missing_offline_data_says_to_run_make_data(api: str, tmp_path: Path, mo
     assert not any("open_rasterio(" in source for source in ran)
 
 
+def _workshop_data_in(folder: Path, monkeypatch) -> Path:
+    """A data folder for the kernel (it inherits ``RHODES_DATA_DIR``) holding the workshop
+    scene's item and bands as links to the real ones: a test replaces the one it damages."""
+    item = folder / "stac" / "items" / f"{paths.WORKSHOP_SCENE_ID}.json"
+    item.parent.mkdir(parents=True)
+    item.symlink_to(paths.DATA_DIR / "stac" / "items" / item.name)
+    (folder / "sentinel2").mkdir()
+    for band in ("red.tif", "nir.tif"):
+        (folder / "sentinel2" / band).symlink_to(paths.WORKSHOP_SCENE_DIR / band)
+    monkeypatch.setenv("RHODES_DATA_DIR", str(folder))
+    return folder
+
+
 @pytest.mark.slow
 def test_a_band_cut_short_stops_before_the_lesson_reads_it(api: str, tmp_path: Path, monkeypatch) -> None:
-    data = tmp_path / "data"
-    item = f"stac/items/{paths.WORKSHOP_SCENE_ID}.json"
-    (data / item).parent.mkdir(parents=True)
-    (data / item).symlink_to(paths.DATA_DIR / item)
-    (data / "sentinel2").mkdir()
-    (data / "sentinel2" / "red.tif").symlink_to(paths.WORKSHOP_SCENE_DIR / "red.tif")
-    nir = paths.WORKSHOP_SCENE_DIR / "nir.tif"
-    with nir.open("rb") as whole, (data / "sentinel2" / "nir.tif").open("wb") as cut:
-        cut.write(whole.read(nir.stat().st_size // 2))  # an interrupted copy
-    monkeypatch.setenv("RHODES_DATA_DIR", str(data))  # the kernel inherits it
+    cut = _workshop_data_in(tmp_path / "data", monkeypatch) / "sentinel2" / "nir.tif"
+    whole = cut.resolve()
+    cut.unlink()
+    with whole.open("rb") as source:
+        cut.write_bytes(source.read(whole.stat().st_size // 2))  # an interrupted copy
     ran = _stops_with(r"nir.tif is cut short: .*`make data`", tmp_path, api_url=api, read_from="files")
     assert not any("open_rasterio(" in source for source in ran)
 
@@ -192,17 +200,13 @@ def test_a_wrong_offset_flag_is_caught_by_the_data_and_the_notebook_goes_on_righ
     although the bands carry none: applying -0.1 would turn most pixels negative."""
     import json
 
-    data = tmp_path / "data"
+    data = _workshop_data_in(tmp_path / "data", monkeypatch)
     item_path = data / "stac" / "items" / f"{paths.WORKSHOP_SCENE_ID}.json"
-    item_path.parent.mkdir(parents=True)
-    item = json.loads((paths.DATA_DIR / "stac" / "items" / item_path.name).read_text())
+    item = json.loads(item_path.read_text())
     assert item["properties"]["earthsearch:boa_offset_applied"] is True
     item["properties"]["earthsearch:boa_offset_applied"] = False
+    item_path.unlink()  # a link to the real item: write a copy in its place
     item_path.write_text(json.dumps(item))
-    (data / "sentinel2").mkdir()
-    for band in ("red.tif", "nir.tif"):
-        (data / "sentinel2" / band).symlink_to(paths.WORKSHOP_SCENE_DIR / band)
-    monkeypatch.setenv("RHODES_DATA_DIR", str(data))  # the kernel inherits it
     out = tmp_path / "outputs"
 
     executed = notebooks.execute(
@@ -212,9 +216,10 @@ def test_a_wrong_offset_flag_is_caught_by_the_data_and_the_notebook_goes_on_righ
     printed = notebooks.printed(executed)
     assert "red (scale, offset): (0.0001, -0.1)" in printed  # the flag was read as it is
     assert "the flag is wrong: this notebook goes on with (0.0001, 0.0) (0.0001, 0.0)" in printed
-    warned = [o["text"] for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.get("name") == "stderr"]
-    assert any("OffsetWarning" in text for text in warned)
+    stderr = [out["text"] for cell in executed.cells for out in cell.get("outputs", []) if out.get("name") == "stderr"]
+    assert any("OffsetWarning" in text for text in stderr)
+    expected = _numpy_ndvi_every_10th_pixel()
     with rasterio.open(out / "ndvi_every_10th_pixel.tif") as src:
-        np.testing.assert_allclose(src.read(1), _numpy_ndvi_every_10th_pixel(), atol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(src.read(1), expected, atol=1e-6, equal_nan=True)
     with rasterio.open(out / "ndvi.tif") as cog:
-        np.testing.assert_allclose(cog.read(1)[::10, ::10], _numpy_ndvi_every_10th_pixel(), atol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(cog.read(1)[::10, ::10], expected, atol=1e-6, equal_nan=True)
