@@ -40,6 +40,11 @@ freeing it is not timed. Targets (2 cores): notebook within 1.2x of the decode l
 >= 4x faster than serial, peak RSS <= 40% of serial's; the COG write with peak RSS < 1 GB.
 
     python benchmarks/bench_dask.py [--scene-dir DIR] [--repeat 5] [--noisy-copy]
+                                    [--chunk-mb 8] [--cache-mb 64|gdal]
+
+``--chunk-mb`` and ``--cache-mb`` change the notebook's way (the chunk target handed to
+``suggest_chunks`` and GDAL's block cache) in the four cases that read it, to measure
+what notebook 02 says of other chunks and of GDAL's default cache; the JSON records them.
 
 ``--noisy-copy`` runs the same cases on a copy of the scene with sensor-like noise
 (written under ``build/bench/noisy-scene/``, JSON to ``build/bench/dask-noisy.json``).
@@ -63,11 +68,15 @@ from pathlib import Path
 from typing import Callable
 
 from helpers import paths
+from helpers.chunks import CHUNKED_READ_CACHE_MB, DEFAULT_TARGET_MB
 
 CASES = (
     "serial", "serial_loaded", "workshop_dask", "notebook", "notebook_compute", "notebook_read",
     "decode_limit", "decode_discard", "write_cog",
 )
+NOTEBOOK_CASES = ("notebook", "notebook_compute", "notebook_read", "write_cog")
+"""The cases that read the notebook's way, whose chunk target and GDAL block cache
+``--chunk-mb`` and ``--cache-mb`` change (to measure what notebook 02 says of them)."""
 TARGETS = {
     "notebook_vs_decode_limit_max": 1.2,
     "serial_vs_notebook_min": 4.0,
@@ -127,38 +136,39 @@ def _workshop_dask(red_path: Path, nir_path: Path):
     return ndvi.persist(scheduler="threads", num_workers=4)
 
 
-def _notebook_bands(red_path: Path, nir_path: Path):
+def _notebook_bands(red_path: Path, nir_path: Path, chunk_mb: float = DEFAULT_TARGET_MB,
+                    cache_mb: float | None = CHUNKED_READ_CACHE_MB):
     import rioxarray
 
     from helpers.chunks import configure_gdal, suggest_chunks
 
-    configure_gdal()  # block cache shrunk, as in notebook 02
-    chunks = suggest_chunks(red_path).chunks
+    configure_gdal(cache_mb)  # notebook 02 shrinks it to 64 MB (None: GDAL's own)
+    chunks = suggest_chunks(red_path, target_mb=chunk_mb).chunks
     red = rioxarray.open_rasterio(red_path, chunks=chunks, lock=False)
     nir = rioxarray.open_rasterio(nir_path, chunks=chunks, lock=False)
     return red, nir
 
 
-def _notebook_ndvi(red_path: Path, nir_path: Path):
+def _notebook_ndvi(red_path: Path, nir_path: Path, **notebook_way):
     from helpers.ndvi import ndvi
 
-    red, nir = _notebook_bands(red_path, nir_path)
+    red, nir = _notebook_bands(red_path, nir_path, **notebook_way)
     # Earth Search sentinel-2-l2a: (0.0001, 0.0), as helpers.masking.reflectance_scale_offset says
     return ndvi(red, nir, red_scale_offset=(1e-4, 0.0), nir_scale_offset=(1e-4, 0.0))
 
 
-def _notebook(red_path: Path, nir_path: Path):
-    return _notebook_ndvi(red_path, nir_path).persist(scheduler="threads")
+def _notebook(red_path: Path, nir_path: Path, **notebook_way):
+    return _notebook_ndvi(red_path, nir_path, **notebook_way).persist(scheduler="threads")
 
 
-def _notebook_compute(red_path: Path, nir_path: Path):
-    return _notebook_ndvi(red_path, nir_path).compute(scheduler="threads")
+def _notebook_compute(red_path: Path, nir_path: Path, **notebook_way):
+    return _notebook_ndvi(red_path, nir_path, **notebook_way).compute(scheduler="threads")
 
 
-def _notebook_read(red_path: Path, nir_path: Path):
+def _notebook_read(red_path: Path, nir_path: Path, **notebook_way):
     import dask
 
-    return dask.persist(*_notebook_bands(red_path, nir_path), scheduler="threads")
+    return dask.persist(*_notebook_bands(red_path, nir_path, **notebook_way), scheduler="threads")
 
 
 def _read_bands(files: tuple[Path, ...], keep: bool) -> list:
@@ -183,13 +193,13 @@ def _decode_discard(red_path: Path, nir_path: Path) -> list:
     return _read_bands((red_path, nir_path), keep=False)
 
 
-def _write_cog(red_path: Path, nir_path: Path) -> dict:
+def _write_cog(red_path: Path, nir_path: Path, **notebook_way) -> dict:
     import threading
 
     import rasterio
     import rasterio.shutil
 
-    ndvi = _notebook_ndvi(red_path, nir_path)
+    ndvi = _notebook_ndvi(red_path, nir_path, **notebook_way)
     paths.BUILD_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=paths.BUILD_DIR) as tmp:
         tiled, cog = Path(tmp) / "ndvi_tiled.tif", Path(tmp) / "ndvi.tif"
@@ -234,8 +244,13 @@ def _first_use(any_raster: Path) -> None:
         src.profile  # noqa: B018  (reads the header only)
 
 
-def run_case(case: str, scene_dir: Path) -> dict:
-    """One measurement in this process: wall seconds and peak RSS."""
+def run_case(case: str, scene_dir: Path, chunk_mb: float = DEFAULT_TARGET_MB,
+             cache_mb: float | None = CHUNKED_READ_CACHE_MB) -> dict:
+    """One measurement in this process: wall seconds and peak RSS.
+
+    ``chunk_mb`` and ``cache_mb`` (``None``: GDAL's default cache) apply to the
+    :data:`NOTEBOOK_CASES`; each result says which chunks and cache its case used.
+    """
     red_path, nir_path = scene_dir / "red.tif", scene_dir / "nir.tif"
     # Imports (about half a second for xarray, dask and rioxarray) are not the computation:
     # load them before the clock starts, for every case alike.
@@ -243,6 +258,7 @@ def run_case(case: str, scene_dir: Path) -> dict:
     import rasterio
     import rasterio.shutil  # noqa: F401
     import rioxarray  # noqa: F401
+    from rasterio.env import get_gdal_config
 
     import helpers.chunks  # noqa: F401
     import helpers.ndvi  # noqa: F401
@@ -252,7 +268,10 @@ def run_case(case: str, scene_dir: Path) -> dict:
     cpu_start, faults_start = _cpu_seconds(), _minor_faults()
     start = time.perf_counter()
     try:
-        made = RUNNERS[case](red_path, nir_path)
+        if case in NOTEBOOK_CASES:
+            made = RUNNERS[case](red_path, nir_path, chunk_mb=chunk_mb, cache_mb=cache_mb)
+        else:
+            made = RUNNERS[case](red_path, nir_path)
     except rasterio.errors.RasterioIOError as error:
         if not str(error).startswith("Read failed"):  # e.g. write_cog's "Write failed": not the scene
             raise
@@ -260,7 +279,11 @@ def run_case(case: str, scene_dir: Path) -> dict:
     seconds = time.perf_counter() - start
     cpu_seconds, faults = _cpu_seconds() - cpu_start, _minor_faults() - faults_start
     extra = made if isinstance(made, dict) else {}  # write_cog's facts about its file
-    del made
+    first = made[0] if isinstance(made, (tuple, list)) and made else made
+    if isinstance(getattr(first, "chunks", None), tuple):  # a dask-backed result
+        extra["chunk_shape"] = [max(sizes) for sizes in first.chunks]
+    extra["gdal_cache_mb"] = round(int(get_gdal_config("GDAL_CACHEMAX")) / 2**20, 1)
+    del made, first
     return {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
@@ -271,9 +294,11 @@ def run_case(case: str, scene_dir: Path) -> dict:
     }
 
 
-def _in_subprocess(case: str, scene_dir: Path) -> dict:
+def _in_subprocess(case: str, scene_dir: Path, chunk_mb: float = DEFAULT_TARGET_MB,
+                   cache_mb: float | None = CHUNKED_READ_CACHE_MB) -> dict:
     done = subprocess.run(
-        [sys.executable, __file__, "--case", case, "--scene-dir", str(scene_dir)],
+        [sys.executable, __file__, "--case", case, "--scene-dir", str(scene_dir),
+         "--chunk-mb", str(chunk_mb), "--cache-mb", GDAL_DEFAULT if cache_mb is None else str(cache_mb)],
         capture_output=True, text=True, check=False,
     )
     if done.returncode != 0:
@@ -334,6 +359,21 @@ def write_noisy_pair(scene_dir: Path, out_dir: Path, sigma_dn: float = 60.0, see
     return out_dir
 
 
+GDAL_DEFAULT = "gdal"
+"""``--cache-mb gdal``: GDAL's own block cache size."""
+
+
+def _positive_mb(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: give a size in MB above 0")
+    return value
+
+
+def _cache_mb(text: str) -> float | None:
+    return None if text == GDAL_DEFAULT else _positive_mb(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scene-dir", type=Path, default=paths.WORKSHOP_SCENE_DIR)
@@ -343,6 +383,15 @@ def main(argv: list[str] | None = None) -> int:
         "--noisy-copy", action="store_true",
         help="benchmark a copy of the scene with sensor-like noise (real-world compression), "
         "written to build/bench/noisy-scene/",
+    )
+    parser.add_argument(
+        "--chunk-mb", type=_positive_mb, default=DEFAULT_TARGET_MB,
+        help=f"chunk target of the notebook's cases, for suggest_chunks (default {DEFAULT_TARGET_MB:g})",
+    )
+    parser.add_argument(
+        "--cache-mb", type=_cache_mb, default=CHUNKED_READ_CACHE_MB,
+        help=f"GDAL block cache of the notebook's cases in MB, or {GDAL_DEFAULT!r} for "
+        f"GDAL's own (5%% of the RAM) (default {CHUNKED_READ_CACHE_MB})",
     )
     parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)  # one run, JSON on stdout
     args = parser.parse_args(argv)
@@ -357,13 +406,13 @@ def main(argv: list[str] | None = None) -> int:
             args.out = paths.BUILD_DIR / "bench" / "dask-noisy.json"
     paths.BUILD_DIR.mkdir(parents=True, exist_ok=True)
     if args.case:
-        print(json.dumps(run_case(args.case, args.scene_dir)))
+        print(json.dumps(run_case(args.case, args.scene_dir, args.chunk_mb, args.cache_mb)))
         return 0
 
     runs: dict[str, list[dict]] = {case: [] for case in CASES}
     for round_ in range(args.repeat):
         for case in CASES:
-            runs[case].append(_in_subprocess(case, args.scene_dir))
+            runs[case].append(_in_subprocess(case, args.scene_dir, args.chunk_mb, args.cache_mb))
             print(f"  round {round_ + 1}/{args.repeat} {case:<17} {runs[case][-1]['seconds']:6.2f} s", flush=True)
 
     results = {}
@@ -403,7 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     loads = [r["load_before"] for measured in runs.values() for r in measured]
     print(
         f"\nNDVI of {args.scene_dir} on {os.cpu_count()} cores, best of {args.repeat} "
-        f"(load average during the runs {min(loads):.1f} to {max(loads):.1f}; above 0 means shared CPUs):"
+        f"(load average during the runs {min(loads):.1f} to {max(loads):.1f}; above 0 means shared CPUs);"
+        f"\nthe notebook's way with chunks near {args.chunk_mb:g} MB and GDAL's block cache at "
+        + ("GDAL's default" if args.cache_mb is None else f"{args.cache_mb:g} MB") + ":"
     )
     print(f"  {'case':<17} {'wall s':>7} {'(median)':>9} {'CPU s':>7} {'peak RSS':>9} {'page faults':>12}")
     for case in CASES:
@@ -425,6 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_range": [min(loads), max(loads)],
         "cpu_count": os.cpu_count(),
         "repeat": args.repeat,
+        "notebook_way": {
+            "chunk_mb": args.chunk_mb,
+            "cache_mb": GDAL_DEFAULT if args.cache_mb is None else args.cache_mb,
+        },
         "results": results,
         "ratios": ratios,
         "targets": TARGETS,

@@ -12,6 +12,8 @@ import json
 import mmap
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +157,50 @@ def test_the_notebook_cases_shrink_gdals_block_cache_as_notebook_02_does(
         set_gdal_config("GDAL_CACHEMAX", before)
 
 
+def _chunk_shape(scene: Path, chunk_mb: float) -> list[int]:
+    """Rows and columns of a full chunk, as suggest_chunks gives them for ``chunk_mb``."""
+    chunks = suggest_chunks(scene / "red.tif", target_mb=chunk_mb)
+    return [chunks["y"], chunks["x"]]
+
+
+def test_the_notebook_cases_read_in_the_chunks_and_block_cache_they_are_given(scene: Path) -> None:
+    assert _chunk_shape(scene, 0.5) != _chunk_shape(scene, 8.0)  # else this test could not fail
+    before = get_gdal_config("GDAL_CACHEMAX")
+    try:
+        red, nir = bench_dask.RUNNERS["notebook_read"](scene / "red.tif", scene / "nir.tif", chunk_mb=0.5, cache_mb=16)
+        assert get_gdal_config("GDAL_CACHEMAX") == 16 * 2**20
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
+    for band in (red, nir):
+        _assert_persisted(band, suggest_chunks(scene / "red.tif", target_mb=0.5))
+
+
+def test_the_chunk_target_and_gdals_own_cache_reach_the_case_in_its_own_process(scene: Path) -> None:
+    fresh_process_cache = subprocess.run(  # GDAL's default, 5% of this machine's RAM
+        [sys.executable, "-c", "from rasterio.env import get_gdal_config; print(get_gdal_config('GDAL_CACHEMAX'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    gdal_default_mb = round(int(fresh_process_cache) / 2**20, 1)
+    assert gdal_default_mb != CHUNKED_READ_CACHE_MB
+
+    measured = bench_dask._in_subprocess("notebook_read", scene, chunk_mb=0.5, cache_mb=None)
+    assert measured["chunk_shape"] == [1, *_chunk_shape(scene, 0.5)]
+    assert measured["gdal_cache_mb"] == gdal_default_mb
+    measured = bench_dask._in_subprocess("notebook_read", scene)
+    assert measured["chunk_shape"] == [1, *_chunk_shape(scene, 8.0)]
+    assert measured["gdal_cache_mb"] == CHUNKED_READ_CACHE_MB
+
+
+@pytest.mark.parametrize("option", [["--chunk-mb", "0"], ["--cache-mb", "-5"], ["--cache-mb", "default"]])
+def test_a_size_that_is_not_a_positive_number_of_mb_is_refused_saying_what_to_give(
+    scene: Path, option: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        bench_dask.main(["--scene-dir", str(scene), *option])
+    assert refused.value.code == 2
+    assert option[0] in capsys.readouterr().err
+
+
 def test_the_decode_limit_holds_both_bands_and_the_discarding_one_none(scene: Path) -> None:
     red, nir = scene / "red.tif", scene / "nir.tif"
     kept = bench_dask.RUNNERS["decode_limit"](red, nir)
@@ -177,7 +223,7 @@ def test_every_case_reports_its_time_cpu_and_memory(scene: Path, build_dir: Path
 
 
 def test_page_faults_count_the_fresh_memory_a_case_touches(scene: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def touch_fresh_memory(red: Path, nir: Path) -> mmap.mmap:
+    def touch_fresh_memory(red: Path, nir: Path, **notebook_way) -> mmap.mmap:
         # An anonymous mapping is memory this process has never touched, at least one fault
         # per 2 MiB even as huge pages (a 64 MB numpy array may reuse memory malloc kept)
         fresh = mmap.mmap(-1, 64 * 2**20)
@@ -186,7 +232,7 @@ def test_page_faults_count_the_fresh_memory_a_case_touches(scene: Path, monkeypa
 
     monkeypatch.setitem(bench_dask.RUNNERS, "notebook", touch_fresh_memory)
     touching = bench_dask.run_case("notebook", scene)["minor_faults"]
-    monkeypatch.setitem(bench_dask.RUNNERS, "notebook", lambda red, nir: None)
+    monkeypatch.setitem(bench_dask.RUNNERS, "notebook", lambda red, nir, **notebook_way: None)
     idle = bench_dask.run_case("notebook", scene)["minor_faults"]
     assert idle < 32 <= touching, (idle, touching)
 
@@ -215,6 +261,10 @@ def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_th
         left, right = name.split("_vs_")
         assert value == round(figures[left] / figures[right + ("_rss" if left.endswith("_rss") else "")], 2), name
 
+    assert report["notebook_way"] == {"chunk_mb": 8.0, "cache_mb": CHUNKED_READ_CACHE_MB}
+    for case in CASES:
+        assert report["results"][case]["gdal_cache_mb"] > 0
+    assert report["results"]["notebook"]["chunk_shape"] == [1, *_chunk_shape(scene, 8.0)]
     assert report["targets"] == {  # as the benchmark's docstring states them
         "notebook_vs_decode_limit_max": 1.2, "serial_vs_notebook_min": 4.0,
         "notebook_rss_vs_serial_max": 0.40, "write_cog_rss_mb_max": 1000.0,
