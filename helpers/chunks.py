@@ -28,11 +28,12 @@ from helpers import paths
 DEFAULT_TARGET_MB = 8.0
 """Default chunk size in megabytes of the file's data type (2048 x 2048 uint16 pixels).
 
-Measured on the full Sentinel-2 band pair with 2 cores (``benchmarks/bench_dask.py``):
-8 MB chunks (36 per band) keep every core busy to the end and come closest to the
-decode limit; 32 MB (9 per band) leave a core idle at the end, and 2 MB chunks pay
-per-task overhead (opening the file, scheduling) 3.4 times as often (one 1024 x 1024 block
-each: 121 chunks per band against 36). A float32 copy of a chunk is twice this size.
+Measured on the full Sentinel-2 band pair with 2 cores (``benchmarks/bench_dask.py
+--chunk-mb``): 8, 18 and 32 MB chunks took the same time within the machine's noise
+(0.54, 0.54 and 0.52 s, best of 5), and 8 MB (36 chunks per band, against 9 at 32 MB)
+keeps more cores busy to the end. 2 MB chunks pay per-task overhead (opening the file,
+scheduling) 3.4 times as often (one 1024 x 1024 block each: 121 chunks per band against
+36). A float32 copy of a chunk is twice this size.
 """
 
 GDAL_HTTP_OPTIONS = {
@@ -67,7 +68,7 @@ With block-aligned chunks every block is decoded exactly once, so a large cache 
 holds memory: on the full Sentinel-2 pair, notebook 02's NDVI peaks at 0.78 GB of RSS
 with this cache and at 1.26 GB with the default one (1.2 GiB on a 24 GiB machine), and
 takes 0.52-0.57 s against 0.67-0.73 s (``benchmarks/bench_dask.py``, case ``notebook``,
-3 runs each). It must not be tiny either: writing the NDVI COG (case ``write_cog``) took
+3 runs each; ``--cache-mb gdal`` runs the benchmark with the default cache). It must not be tiny either: writing the NDVI COG (case ``write_cog``) took
 5.1-5.2 s and 0.63 GB with this cache, 5.3-5.5 s and 1.69 GB with the default one, and
 10.5 s with a 64-byte cache (2 runs each).
 
