@@ -68,9 +68,10 @@ With block-aligned chunks every block is decoded exactly once, so a large cache 
 holds memory: on the full Sentinel-2 pair, notebook 02's NDVI peaks at 0.78 GB of RSS
 with this cache and at 1.26 GB with the default one (1.2 GiB on a 24 GiB machine), and
 takes 0.52-0.57 s against 0.67-0.73 s (``benchmarks/bench_dask.py``, case ``notebook``,
-3 runs each; ``--cache-mb gdal`` runs the benchmark with the default cache). It must not be tiny either: writing the NDVI COG (case ``write_cog``) took
-5.1-5.2 s and 0.63 GB with this cache, 5.3-5.5 s and 1.69 GB with the default one, and
-10.5 s with a 64-byte cache (2 runs each).
+3 runs each; ``--cache-mb gdal`` runs the benchmark with the default cache). It must not
+be tiny either: writing the NDVI COG (case ``write_cog``) took 5.1-5.2 s and 0.63 GB
+with this cache, 5.3-5.5 s and 1.69 GB with the default one, and 10.5 s with a 64-byte
+cache (2 runs each).
 
 Code that reads the same blocks twice wants the default: the workshop's serial NDVI
 (``masked=True``, no chunks) reads both bands again for ``nir + red``, and that second
