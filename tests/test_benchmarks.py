@@ -256,10 +256,15 @@ def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_th
 
     seconds = {case: report["results"][case]["seconds_min"] for case in CASES}
     rss = {f"{case}_rss": report["results"][case]["peak_rss_mb"] for case in CASES}
-    figures = {**seconds, **rss}  # "a_vs_b" is seconds over seconds, "a_rss_vs_b" RSS over RSS
+    per_core = {  # CPU seconds shared out over the cores: "a_cpu_per_core_vs_b" over b's seconds
+        f"{case}_cpu_per_core": report["results"][case]["cpu_seconds_min"] / report["cpu_count"] for case in CASES
+    }
+    figures = {**seconds, **rss, **per_core}  # "a_vs_b" is seconds over seconds, "a_rss_vs_b" RSS over RSS
     for name, value in report["ratios"].items():
         left, right = name.split("_vs_")
         assert value == round(figures[left] / figures[right + ("_rss" if left.endswith("_rss") else "")], 2), name
+    for case in ("notebook", "notebook_read"):
+        assert f"{case}_cpu_per_core_vs_decode_limit" in report["ratios"]
 
     assert report["notebook_way"] == {"chunk_mb": 8.0, "cache_mb": CHUNKED_READ_CACHE_MB}
     for case in CASES:
