@@ -19,6 +19,7 @@ PACKAGES = [
     ("rasterio", "rasterio"),
     ("rioxarray", "rioxarray"),
     ("xarray", "xarray"),
+    ("numba", "numba"),  # compiles helpers.ndvi's kernel
     ("dask", "dask"),
     ("distributed", "distributed"),
     ("odc.stac", "odc-stac"),

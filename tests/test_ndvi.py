@@ -174,8 +174,8 @@ def test_numpy_arrays_are_refused_with_advice() -> None:
 
 
 @pytest.mark.parametrize("shape", [(300, 1000), (2, 7, 50_000), (5,)])
-def test_arrays_larger_than_one_slab_match_the_textbook_formula(shape) -> None:
-    # (300, 1000) and (2, 7, 50000) span several cache slabs with a ragged last one
+def test_arrays_of_any_rank_match_the_textbook_formula(shape) -> None:
+    # the compiled loop sees every array as rows x columns: 2-D, 3-D and 1-D
     rng = np.random.default_rng(6)
     red_dn = rng.integers(0, 4000, shape, dtype=np.uint16)
     nir_dn = rng.integers(0, 4000, shape, dtype=np.uint16)
@@ -190,3 +190,15 @@ def test_non_contiguous_inputs() -> None:
     nir_dn = rng.integers(0, 4000, (400, 300), dtype=np.uint16)
     red, nir = xr.DataArray(red_dn, dims=("x", "y")).T, xr.DataArray(nir_dn, dims=("x", "y")).T
     np.testing.assert_allclose(ndvi(red, nir).values, textbook_ndvi(red_dn, nir_dn).T, rtol=1e-6, atol=1e-6, equal_nan=True)
+
+
+def test_the_kernel_is_compiled_when_the_lazy_ndvi_is_built_not_in_the_first_task() -> None:
+    from helpers.ndvi import _ndvi_pixels
+
+    def compiled_for_uint32() -> bool:
+        return any(str(signature[0].dtype) == "uint32" for signature in _ndvi_pixels.signatures)
+
+    assert not compiled_for_uint32()  # no other test uses uint32 bands
+    band = xr.DataArray(da.ones((4, 4), dtype="uint32", chunks=2), dims=("y", "x"))
+    ndvi(band, band)  # lazy: nothing computed
+    assert compiled_for_uint32()
