@@ -30,7 +30,7 @@ DEFAULT_TARGET_MB = 8.0
 
 Measured on the full Sentinel-2 band pair with 2 cores (``benchmarks/bench_dask.py
 --chunk-mb``): 8, 18 and 32 MB chunks took the same time within the machine's noise
-(0.54, 0.54 and 0.52 s, best of 5), and 8 MB (36 chunks per band, against 9 at 32 MB)
+(0.46, 0.45 and 0.44 s, best of 5), and 8 MB (36 chunks per band, against 9 at 32 MB)
 keeps more cores busy to the end. 2 MB chunks pay per-task overhead (opening the file,
 scheduling) 3.4 times as often (one 1024 x 1024 block each: 121 chunks per band against
 36). A float32 copy of a chunk is twice this size.
@@ -65,13 +65,13 @@ CHUNKED_READ_CACHE_MB = 64
 """GDAL block cache for block-aligned chunked reads (GDAL's default is 5% of the RAM).
 
 With block-aligned chunks every block is decoded exactly once, so a large cache only
-holds memory: on the full Sentinel-2 pair, notebook 02's NDVI peaks at 0.78 GB of RSS
-with this cache and at 1.26 GB with the default one (1.2 GiB on a 24 GiB machine), and
-takes 0.52-0.57 s against 0.67-0.73 s (``benchmarks/bench_dask.py``, case ``notebook``,
-3 runs each; ``--cache-mb gdal`` runs the benchmark with the default cache). It must not
-be tiny either: writing the NDVI COG (case ``write_cog``) took 5.1-5.2 s and 0.63 GB
-with this cache, 5.3-5.5 s and 1.69 GB with the default one, and 10.5 s with a 64-byte
-cache (2 runs each).
+holds memory: on the full Sentinel-2 pair, notebook 02's NDVI peaks at 0.93 GB of RSS
+with this cache and at 1.41 GB with the default one (1.2 GiB on a 24 GiB machine), and
+takes 0.46 s against 0.53 s (``benchmarks/bench_dask.py``, case ``notebook``, best of
+5; ``--cache-mb gdal`` runs the benchmark with the default cache). Writing the NDVI COG
+(case ``write_cog``) took 4.97 s and 0.80 GB with this cache, 5.21 s and 1.83 GB with
+the default one. It must not be tiny either: with a 64-byte cache the write took twice
+as long (10.5 s against 5.1-5.2 s, 2 runs each, with the numpy NDVI kernel of the time).
 
 Code that reads the same blocks twice wants the default: the workshop's serial NDVI
 (``masked=True``, no chunks) reads both bands again for ``nir + red``, and that second
