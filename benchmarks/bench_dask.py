@@ -238,8 +238,8 @@ def _first_use(any_raster: Path) -> None:
 
     The first dask computation of a process imports its scheduler modules and starts the
     thread pool, the first GDAL open registers the drivers (together about 0.1 s,
-    measured), and :func:`helpers.ndvi.ndvi` compiles its kernel for uint16 bands, or
-    loads it from numba's cache (about 0.1 s). All paid once per kernel, in notebook 02 by
+    measured), and :func:`helpers.ndvi.ndvi` compiles its kernel for uint16 bands (0.28 s),
+    or loads it from numba's cache (0.16 s). All paid once per kernel, in notebook 02 by
     the cells before the timed ones. Done here for every case alike: a 4 x 4 dask array, the
     NDVI of a 4 x 4 uint16 array, and a header-only open.
     """
