@@ -84,6 +84,8 @@ def _ndvi_block(
     # -1000 DN, exact in float32, and a zero denominator is exactly 0 instead of a
     # rounding residue that would give NDVI in the millions.
     unit = min(red_scale, nir_scale)
+    # numba has no float16 on the CPU; float32 holds every float16 value exactly
+    red_dn, nir_dn = (a.astype(np.float32) if a.dtype == np.float16 else a for a in (red_dn, nir_dn))
     out = np.empty(red_dn.shape, np.float32)
     if out.size == 0:
         return out

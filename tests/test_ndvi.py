@@ -92,7 +92,7 @@ def test_nodata_is_checked_on_the_digital_numbers_when_an_offset_is_applied() ->
     assert np.isnan(result.values).all()
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "int16"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int16"])
 def test_a_zero_denominator_from_signed_inputs_is_nan_not_inf(dtype) -> None:
     # already scaled or signed values can cancel out without any offset: -2 + 2 = 0
     result = ndvi(_band([[-2, 1]], dtype=dtype), _band([[2, 3]], dtype=dtype), nodata=None).values
