@@ -70,6 +70,16 @@ def _ndvi_pixels(red_dn, nir_dn, red_factor, red_shift, nir_factor, nir_shift,
             out[row, col] = nan if cancels | missing else ndvi
 
 
+def _compilable(dn: np.ndarray) -> np.ndarray:
+    """``dn`` in a dtype numba compiles for: native byte order (a band from a NetCDF file can
+    be big-endian), and float16 widened to float32, which holds every float16 value exactly."""
+    if dn.dtype == np.float16:
+        return dn.astype(np.float32)
+    if not dn.dtype.isnative:
+        return dn.astype(dn.dtype.newbyteorder("="))
+    return dn
+
+
 def _ndvi_block(
     red_dn: np.ndarray,
     nir_dn: np.ndarray,
@@ -84,8 +94,7 @@ def _ndvi_block(
     # -1000 DN, exact in float32, and a zero denominator is exactly 0 instead of a
     # rounding residue that would give NDVI in the millions.
     unit = min(red_scale, nir_scale)
-    # numba has no float16 on the CPU; float32 holds every float16 value exactly
-    red_dn, nir_dn = (a.astype(np.float32) if a.dtype == np.float16 else a for a in (red_dn, nir_dn))
+    red_dn, nir_dn = _compilable(red_dn), _compilable(nir_dn)
     out = np.empty(red_dn.shape, np.float32)
     if out.size == 0:
         return out

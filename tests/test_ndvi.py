@@ -100,6 +100,14 @@ def test_a_zero_denominator_from_signed_inputs_is_nan_not_inf(dtype) -> None:
     assert result[0, 1] == pytest.approx(0.5, abs=1e-6)  # 2 / 4
 
 
+def test_big_endian_bands_give_the_same_ndvi() -> None:
+    # e.g. read from a NetCDF file written on a big-endian machine
+    red, nir = [[500, 0], [3000, 800]], [[3000, 100], [500, 800]]
+    big = ndvi(_band(red, dtype=">u2"), _band(nir, dtype=">u2")).values
+    np.testing.assert_array_equal(big, ndvi(_band(red), _band(nir)).values)
+    np.testing.assert_allclose(big, textbook_ndvi(np.array(red), np.array(nir)), rtol=1e-6, equal_nan=True)
+
+
 def test_nan_in_float_inputs_propagates() -> None:
     # what rioxarray.open_rasterio(masked=True) gives: float32 with NaN for no data
     red = _band([[np.nan, 1000.0]], dtype="float32")
