@@ -12,7 +12,8 @@ Three traps make the textbook ``(nir - red) / (nir + red)`` wrong on L2A bands:
 
 :func:`ndvi` works on numpy-backed and dask-backed :class:`xarray.DataArray` alike (a
 rioxarray scene or an odc-stac cube): on dask it stays lazy and runs one float32 kernel
-per chunk, compiled with numba, so the only chunk-sized buffer it allocates is the result.
+per chunk, compiled with numba, so the only chunk-sized buffer it allocates is the result
+(float16 and big-endian bands are first copied into a dtype numba takes).
 """
 
 from __future__ import annotations
@@ -88,13 +89,13 @@ def _ndvi_block(
     nodata: float | None,
 ) -> np.ndarray:
     """NDVI of one block of digital numbers, in float32 (the compiled loop does the work)."""
+    red_dn, nir_dn = _compilable(red_dn), _compilable(nir_dn)
     (red_scale, red_offset), (nir_scale, nir_offset) = red_scale_offset, nir_scale_offset
     # A factor common to both bands cancels out of the ratio, so work in units of the
     # smaller scale: with Sentinel-2's shared 0.0001 the offset -0.1 becomes a whole
     # -1000 DN, exact in float32, and a zero denominator is exactly 0 instead of a
     # rounding residue that would give NDVI in the millions.
     unit = min(red_scale, nir_scale)
-    red_dn, nir_dn = _compilable(red_dn), _compilable(nir_dn)
     out = np.empty(red_dn.shape, np.float32)
     if out.size == 0:
         return out
