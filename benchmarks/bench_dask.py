@@ -1,9 +1,11 @@
 """NDVI of the full workshop scene: serial vs the workshop's Dask vs notebook 02's way.
 
 Every case runs in a fresh Python process, so that each peak RSS (``VmHWM``: the
-process's high-water mark, imports included) is its own; the order is interleaved and
-repeated, and the fastest run of each case is reported (the machine is shared, so the
-minimum is the least disturbed figure), with the median next to it. Imports and the
+process's high-water mark, imports included) is its own. The cases are interleaved, in
+an order shuffled anew each round (seeded by the round, so a run can be repeated): what
+one process leaves behind, such as a few GB of memory just freed, must not always fall
+on the same case. The fastest run of each case is reported (the machine is shared, so
+the minimum is the least disturbed figure), with the median next to it. Imports and the
 first use of dask and GDAL (about 0.1 s, once per process) happen before the clock
 starts, as in notebook 02, where earlier cells have paid them.
 
@@ -11,7 +13,8 @@ Cases (``red.tif`` and ``nir.tif`` of S2A_35SNA_20230827_0_L2A, 10980 x 10980 ui
 
 * ``serial``: the workshop's serial code, ``open_rasterio(masked=True)`` then
   ``(nir - red) / (nir + red)``. xarray keeps what it reads in the copy an arithmetic
-  step works on, not in ``red`` and ``nir``, so this reads and decodes each band twice;
+  step works on, not in ``red`` and ``nir``, so this reads each band twice (GDAL's block
+  cache spares the second decoding);
 * ``serial_loaded``: the same with both bands ``.load()``-ed first (each read once):
   the fairer serial baseline, printed next to the workshop's;
 * ``workshop_dask``: the workshop's Dask code, 6144 x 6144 chunks, ``lock=False``,
@@ -39,6 +42,12 @@ Every case returns what it computed and keeps it until the clock has stopped, so
 freeing it is not timed. Targets (2 cores): notebook within 1.2x of the decode limit,
 >= 4x faster than serial, peak RSS <= 40% of serial's; the COG write with peak RSS < 1 GB.
 
+On this VM identical runs of a case differ several-fold in system CPU time (the notebook's
+way 0.08-0.37 s, the serial code 2.5-6.8 s, in two runs of this benchmark), depending on
+whether the host still backs the memory the guest hands out: first touches of memory the
+host took back cost up to 1.8 s per GB. Each case's least and greatest system seconds
+are printed, to tell that noise from the code's.
+
 A case cannot take less wall time than its CPU seconds shared out over every core, so
 ``notebook_cpu_per_core_vs_decode_limit`` is the least ``notebook_vs_decode_limit`` can be on
 this machine for the work the notebook's way does, with every core busy from start to end;
@@ -64,6 +73,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -95,6 +105,11 @@ def _cpu_seconds() -> float:
     """User + system CPU time of this process: unlike wall time, hardly moved by other load."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _system_seconds() -> float:
+    """System CPU time of this process: mostly the kernel zeroing fresh memory for it."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
 
 
 def _minor_faults() -> int:
@@ -278,7 +293,7 @@ def run_case(case: str, scene_dir: Path, chunk_mb: float = DEFAULT_TARGET_MB,
 
     _first_use(red_path)
     load = os.getloadavg()[0]
-    cpu_start, faults_start = _cpu_seconds(), _minor_faults()
+    cpu_start, system_start, faults_start = _cpu_seconds(), _system_seconds(), _minor_faults()
     start = time.perf_counter()
     try:
         if case in NOTEBOOK_CASES:
@@ -291,6 +306,7 @@ def run_case(case: str, scene_dir: Path, chunk_mb: float = DEFAULT_TARGET_MB,
         raise _unreadable_scene(scene_dir, error) from None
     seconds = time.perf_counter() - start
     cpu_seconds, faults = _cpu_seconds() - cpu_start, _minor_faults() - faults_start
+    system_seconds = _system_seconds() - system_start
     extra = made if isinstance(made, dict) else {}  # write_cog's facts about its file
     first = made[0] if isinstance(made, (tuple, list)) and made else made
     if isinstance(getattr(first, "chunks", None), tuple):  # a dask-backed result
@@ -300,6 +316,7 @@ def run_case(case: str, scene_dir: Path, chunk_mb: float = DEFAULT_TARGET_MB,
     return {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
+        "system_seconds": system_seconds,
         "minor_faults": faults,
         "peak_rss_mb": _peak_rss_mb(),
         "load_before": load,
@@ -387,6 +404,13 @@ def _cache_mb(text: str) -> float | None:
     return None if text == GDAL_DEFAULT else _positive_mb(text)
 
 
+def round_order(round_: int) -> list[str]:
+    """The cases in the order round ``round_`` runs them: shuffled, the same for the same round."""
+    order = list(CASES)
+    random.Random(round_).shuffle(order)
+    return order
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scene-dir", type=Path, default=paths.WORKSHOP_SCENE_DIR)
@@ -424,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: dict[str, list[dict]] = {case: [] for case in CASES}
     for round_ in range(args.repeat):
-        for case in CASES:
+        for case in round_order(round_):
             runs[case].append(_in_subprocess(case, args.scene_dir, args.chunk_mb, args.cache_mb))
             print(f"  round {round_ + 1}/{args.repeat} {case:<17} {runs[case][-1]['seconds']:6.2f} s", flush=True)
 
@@ -435,9 +459,10 @@ def main(argv: list[str] | None = None) -> int:
             "seconds_min": round(min(times), 3),
             "seconds_median": round(statistics.median(times), 3),
             "cpu_seconds_min": round(min(r["cpu_seconds"] for r in measured), 3),
+            "system_seconds_range": [round(f(r["system_seconds"] for r in measured), 3) for f in (min, max)],
             "minor_faults_median": int(statistics.median(r["minor_faults"] for r in measured)),
             "peak_rss_mb": round(max(r["peak_rss_mb"] for r in measured), 1),
-            **{k: v for k, v in measured[-1].items() if k not in ("seconds", "cpu_seconds", "minor_faults", "peak_rss_mb", "load_before")},
+            **{k: v for k, v in measured[-1].items() if k not in ("seconds", "cpu_seconds", "system_seconds", "minor_faults", "peak_rss_mb", "load_before")},
         }
     t = {case: results[case]["seconds_min"] for case in CASES}
     rss = {case: results[case]["peak_rss_mb"] for case in CASES}
@@ -472,13 +497,16 @@ def main(argv: list[str] | None = None) -> int:
         f"\nthe notebook's way with chunks near {args.chunk_mb:g} MB and GDAL's block cache at "
         + ("GDAL's default" if args.cache_mb is None else f"{args.cache_mb:g} MB") + ":"
     )
-    print(f"  {'case':<17} {'wall s':>7} {'(median)':>9} {'CPU s':>7} {'peak RSS':>9} {'page faults':>12}")
+    print(f"  {'case':<17} {'wall s':>7} {'(median)':>9} {'CPU s':>7} {'system s':>11} {'peak RSS':>9} {'page faults':>12}")
     for case in CASES:
         r = results[case]
+        least, most = r["system_seconds_range"]
         print(
             f"  {case:<17} {r['seconds_min']:7.2f} {r['seconds_median']:9.2f} "
-            f"{r['cpu_seconds_min']:7.2f} {r['peak_rss_mb']:6.0f} MB {r['minor_faults_median']:12,}"
+            f"{r['cpu_seconds_min']:7.2f} {least:5.2f}-{most:<5.2f} {r['peak_rss_mb']:6.0f} MB "
+            f"{r['minor_faults_median']:12,}"
         )
+    print("  (system s: the least and the greatest of the runs, mostly fresh memory being handed over)")
     print("Ratios (of wall seconds unless named):")
     for name, value in ratios.items():
         print(f"  {name:<42} {value}")
@@ -493,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_range": [min(loads), max(loads)],
         "cpu_count": os.cpu_count(),
         "repeat": args.repeat,
+        "round_orders": [round_order(round_) for round_ in range(args.repeat)],
         "notebook_way": {
             "chunk_mb": args.chunk_mb,
             "cache_mb": GDAL_DEFAULT if args.cache_mb is None else args.cache_mb,

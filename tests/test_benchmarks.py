@@ -237,6 +237,16 @@ def test_page_faults_count_the_fresh_memory_a_case_touches(scene: Path, monkeypa
     assert idle < 32 <= touching, (idle, touching)
 
 
+def test_each_round_runs_every_case_once_and_no_case_always_follows_the_same_one() -> None:
+    orders = [bench_dask.round_order(round_) for round_ in range(5)]  # --repeat's default
+    for order in orders:
+        assert sorted(order) == sorted(CASES)
+    assert orders == [bench_dask.round_order(round_) for round_ in range(5)]  # a run can be repeated
+    for case in CASES:
+        before = {order[order.index(case) - 1] if order.index(case) else None for order in orders}
+        assert len(before) > 1, (case, before)
+
+
 def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_the_figures(
     scene: Path, build_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -251,6 +261,8 @@ def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_th
         assert report["results"][case]["seconds_min"] == round(run["seconds"], 3)
         assert report["results"][case]["seconds_median"] == round(run["seconds"], 3)
         assert report["results"][case]["cpu_seconds_min"] == round(run["cpu_seconds"], 3)
+        assert report["results"][case]["system_seconds_range"] == [round(run["system_seconds"], 3)] * 2
+        assert 0 <= run["system_seconds"] <= run["cpu_seconds"]
         assert report["results"][case]["peak_rss_mb"] == round(run["peak_rss_mb"], 1)
         assert report["results"][case]["minor_faults_median"] == run["minor_faults"] > 0
 
@@ -266,6 +278,7 @@ def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_th
     for case in ("notebook", "notebook_read"):
         assert f"{case}_cpu_per_core_vs_decode_limit" in report["ratios"]
 
+    assert report["round_orders"] == [bench_dask.round_order(0)]
     assert report["notebook_way"] == {"chunk_mb": 8.0, "cache_mb": CHUNKED_READ_CACHE_MB}
     for case in CASES:
         assert report["results"][case]["gdal_cache_mb"] > 0
