@@ -43,7 +43,7 @@ freeing it is not timed. Targets (2 cores): notebook within 1.2x of the decode l
 >= 4x faster than serial, peak RSS <= 40% of serial's; the COG write with peak RSS < 1 GB.
 
 On this VM identical runs of a case differ several-fold in system CPU time (the notebook's
-way 0.08-0.37 s, the serial code 2.5-6.8 s, in two runs of this benchmark), depending on
+way 0.08-0.37 s, the serial code 2.5-7.3 s, in three runs of this benchmark), depending on
 whether the host still backs the memory the guest hands out: first touches of memory the
 host took back cost up to 1.8 s per GB. Each case's least and greatest system seconds
 are printed, to tell that noise from the code's.
