@@ -298,6 +298,7 @@ def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_th
     assert report["results"]["write_cog"]["layout"] == "COG"
 
     printed = capsys.readouterr().out
+    assert re.findall(r"^  round 1/1 (\w+)", printed, re.M) == report["round_orders"][0]  # the order it ran
     targets = printed.split("Targets:\n", 1)[1]
     for name, ok in met.items():
         assert re.search(rf"^  {'met ' if ok else 'MISSED'} {re.escape(name)}$", targets, re.M), name
