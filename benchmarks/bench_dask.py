@@ -48,6 +48,15 @@ whether the host still backs the memory the guest hands out: first touches of me
 host took back cost up to 1.8 s per GB. Each case's least and greatest system seconds
 are printed, to tell that noise from the code's.
 
+``--warm-mb N`` makes each case's process touch N MB of memory and free it before the
+clock starts, so that the memory the case then gets has been handed out once already: the
+host's cost of backing memory for the first time (about 2 s per GB here, against 0.1 s
+for 482 MB once backed, measured) is then left out of every case alike, and what remains
+is the code's own cost, the kernel zeroing the pages it hands out included. The peak RSS
+starts afresh after the warm-up (``/proc/self/clear_refs``), so it is still the case's
+own; each result records the warm-up's seconds and page faults. Off by default (0), as in
+the runs the notes on issue 6 quote.
+
 A case cannot take less wall time than its CPU seconds shared out over every core, so
 ``notebook_cpu_per_core_vs_decode_limit`` is the least ``notebook_vs_decode_limit`` can be on
 this machine for the work the notebook's way does, with every core busy from start to end;
@@ -55,7 +64,7 @@ this machine for the work the notebook's way does, with every core busy from sta
 before any arithmetic.
 
     python benchmarks/bench_dask.py [--scene-dir DIR] [--repeat 5] [--noisy-copy]
-                                    [--chunk-mb 8] [--cache-mb 64|gdal]
+                                    [--chunk-mb 8] [--cache-mb 64|gdal] [--warm-mb 0]
 
 ``--chunk-mb`` and ``--cache-mb`` change the notebook's way (the chunk target handed to
 ``suggest_chunks`` and GDAL's block cache) in the four cases that read it, to measure
@@ -72,6 +81,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import resource
@@ -272,12 +282,31 @@ def _first_use(any_raster: Path) -> None:
         src.profile  # noqa: B018  (reads the header only)
 
 
+def _warm_up_memory(megabytes: float) -> dict:
+    """Touch ``megabytes`` of fresh memory, free it, and start the peak RSS afresh.
+
+    The freed pages go back to the kernel, which hands them out again to the case that
+    follows: memory the host already backs. Returns the warm-up's seconds and page faults.
+    """
+    import numpy as np
+
+    faults_start, start = _minor_faults(), time.perf_counter()
+    memory = np.empty(int(megabytes * 1e6), np.uint8)
+    memory[::4096] = 1  # a byte per 4 KiB page backs every page
+    del memory
+    seconds, faults = time.perf_counter() - start, _minor_faults() - faults_start
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # VmHWM := the RSS now, so the warm-up is not the case's peak
+    return {"warm_up_seconds": round(seconds, 3), "warm_up_faults": faults}
+
+
 def run_case(case: str, scene_dir: Path, chunk_mb: float = DEFAULT_TARGET_MB,
-             cache_mb: float | None = CHUNKED_READ_CACHE_MB) -> dict:
+             cache_mb: float | None = CHUNKED_READ_CACHE_MB, warm_mb: float = 0) -> dict:
     """One measurement in this process: wall seconds and peak RSS.
 
     ``chunk_mb`` and ``cache_mb`` (``None``: GDAL's default cache) apply to the
     :data:`NOTEBOOK_CASES`; each result says which chunks and cache its case used.
+    ``warm_mb`` above 0 first touches and frees that much memory (:func:`_warm_up_memory`).
     """
     red_path, nir_path = scene_dir / "red.tif", scene_dir / "nir.tif"
     # Imports (about half a second for xarray, dask and rioxarray) are not the computation:
@@ -292,6 +321,7 @@ def run_case(case: str, scene_dir: Path, chunk_mb: float = DEFAULT_TARGET_MB,
     import helpers.ndvi  # noqa: F401
 
     _first_use(red_path)
+    warm_up = _warm_up_memory(warm_mb) if warm_mb > 0 else {}
     load = os.getloadavg()[0]
     cpu_start, system_start, faults_start = _cpu_seconds(), _system_seconds(), _minor_faults()
     start = time.perf_counter()
@@ -307,7 +337,7 @@ def run_case(case: str, scene_dir: Path, chunk_mb: float = DEFAULT_TARGET_MB,
     seconds = time.perf_counter() - start
     cpu_seconds, faults = _cpu_seconds() - cpu_start, _minor_faults() - faults_start
     system_seconds = _system_seconds() - system_start
-    extra = made if isinstance(made, dict) else {}  # write_cog's facts about its file
+    extra = {**(made if isinstance(made, dict) else {}), **warm_up}  # made: write_cog's facts about its file
     first = made[0] if isinstance(made, (tuple, list)) and made else made
     if isinstance(getattr(first, "chunks", None), tuple):  # a dask-backed result
         extra["chunk_shape"] = [max(sizes) for sizes in first.chunks]
@@ -325,10 +355,11 @@ def run_case(case: str, scene_dir: Path, chunk_mb: float = DEFAULT_TARGET_MB,
 
 
 def _in_subprocess(case: str, scene_dir: Path, chunk_mb: float = DEFAULT_TARGET_MB,
-                   cache_mb: float | None = CHUNKED_READ_CACHE_MB) -> dict:
+                   cache_mb: float | None = CHUNKED_READ_CACHE_MB, warm_mb: float = 0) -> dict:
     done = subprocess.run(
         [sys.executable, __file__, "--case", case, "--scene-dir", str(scene_dir),
-         "--chunk-mb", str(chunk_mb), "--cache-mb", GDAL_DEFAULT if cache_mb is None else str(cache_mb)],
+         "--chunk-mb", str(chunk_mb), "--cache-mb", GDAL_DEFAULT if cache_mb is None else str(cache_mb),
+         "--warm-mb", str(warm_mb)],
         capture_output=True, text=True, check=False,
     )
     if done.returncode != 0:
@@ -389,6 +420,12 @@ def write_noisy_pair(scene_dir: Path, out_dir: Path, sigma_dn: float = 60.0, see
     return out_dir
 
 
+PER_RUN = (
+    "seconds", "cpu_seconds", "system_seconds", "minor_faults", "peak_rss_mb", "load_before",
+    "warm_up_seconds", "warm_up_faults",
+)
+"""What differs from run to run of a case: summed up in its results, or kept in ``runs``."""
+
 GDAL_DEFAULT = "gdal"
 """``--cache-mb gdal``: GDAL's own block cache size."""
 
@@ -402,6 +439,13 @@ def _positive_mb(text: str) -> float:
 
 def _cache_mb(text: str) -> float | None:
     return None if text == GDAL_DEFAULT else _positive_mb(text)
+
+
+def _warm_mb(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text}: give a size in MB, or 0 for no warm-up")
+    return value
 
 
 def round_order(round_: int) -> list[str]:
@@ -430,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"GDAL block cache of the notebook's cases in MB, or {GDAL_DEFAULT!r} for "
         f"GDAL's own (5%% of the RAM) (default {CHUNKED_READ_CACHE_MB})",
     )
+    parser.add_argument(
+        "--warm-mb", type=_warm_mb, default=0.0,
+        help="touch and free this many MB in each case's process before its clock starts, so "
+        "that no case pays the host for backing memory the first time (default 0: no warm-up)",
+    )
     parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)  # one run, JSON on stdout
     args = parser.parse_args(argv)
     _check_scene(args.scene_dir)
@@ -443,13 +492,13 @@ def main(argv: list[str] | None = None) -> int:
             args.out = paths.BUILD_DIR / "bench" / "dask-noisy.json"
     paths.BUILD_DIR.mkdir(parents=True, exist_ok=True)
     if args.case:
-        print(json.dumps(run_case(args.case, args.scene_dir, args.chunk_mb, args.cache_mb)))
+        print(json.dumps(run_case(args.case, args.scene_dir, args.chunk_mb, args.cache_mb, args.warm_mb)))
         return 0
 
     runs: dict[str, list[dict]] = {case: [] for case in CASES}
     for round_ in range(args.repeat):
         for case in round_order(round_):
-            runs[case].append(_in_subprocess(case, args.scene_dir, args.chunk_mb, args.cache_mb))
+            runs[case].append(_in_subprocess(case, args.scene_dir, args.chunk_mb, args.cache_mb, args.warm_mb))
             print(f"  round {round_ + 1}/{args.repeat} {case:<17} {runs[case][-1]['seconds']:6.2f} s", flush=True)
 
     results = {}
@@ -462,8 +511,10 @@ def main(argv: list[str] | None = None) -> int:
             "system_seconds_range": [round(f(r["system_seconds"] for r in measured), 3) for f in (min, max)],
             "minor_faults_median": int(statistics.median(r["minor_faults"] for r in measured)),
             "peak_rss_mb": round(max(r["peak_rss_mb"] for r in measured), 1),
-            **{k: v for k, v in measured[-1].items() if k not in ("seconds", "cpu_seconds", "system_seconds", "minor_faults", "peak_rss_mb", "load_before")},
+            **{k: v for k, v in measured[-1].items() if k not in PER_RUN},
         }
+        if args.warm_mb:
+            results[case]["warm_up_seconds_range"] = [f(r["warm_up_seconds"] for r in measured) for f in (min, max)]
     t = {case: results[case]["seconds_min"] for case in CASES}
     rss = {case: results[case]["peak_rss_mb"] for case in CASES}
     per_core = {case: results[case]["cpu_seconds_min"] / os.cpu_count() for case in CASES}
@@ -495,7 +546,9 @@ def main(argv: list[str] | None = None) -> int:
         f"\nNDVI of {args.scene_dir} on {os.cpu_count()} cores, best of {args.repeat} "
         f"(load average during the runs {min(loads):.1f} to {max(loads):.1f}; above 0 means shared CPUs);"
         f"\nthe notebook's way with chunks near {args.chunk_mb:g} MB and GDAL's block cache at "
-        + ("GDAL's default" if args.cache_mb is None else f"{args.cache_mb:g} MB") + ":"
+        + ("GDAL's default" if args.cache_mb is None else f"{args.cache_mb:g} MB") + ";"
+        + (f"\neach case after touching and freeing {args.warm_mb:g} MB (--warm-mb):" if args.warm_mb
+           else "\neach case on memory its process touches for the first time (no --warm-mb):")
     )
     print(f"  {'case':<17} {'wall s':>7} {'(median)':>9} {'CPU s':>7} {'system s':>11} {'peak RSS':>9} {'page faults':>12}")
     for case in CASES:
@@ -507,6 +560,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['minor_faults_median']:12,}"
         )
     print("  (system s: the least and the greatest of the runs, mostly fresh memory being handed over)")
+    if args.warm_mb:
+        warm_ups = [r["warm_up_seconds"] for measured in runs.values() for r in measured]
+        print(f"  (warm-up of {args.warm_mb:g} MB before each clock: {min(warm_ups):.2f}-{max(warm_ups):.2f} s)")
     print("Ratios (of wall seconds unless named):")
     for name, value in ratios.items():
         print(f"  {name:<42} {value}")
@@ -526,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             "chunk_mb": args.chunk_mb,
             "cache_mb": GDAL_DEFAULT if args.cache_mb is None else args.cache_mb,
         },
+        "warm_mb": args.warm_mb,
         "results": results,
         "ratios": ratios,
         "targets": TARGETS,

@@ -191,7 +191,10 @@ def test_the_chunk_target_and_gdals_own_cache_reach_the_case_in_its_own_process(
     assert measured["gdal_cache_mb"] == CHUNKED_READ_CACHE_MB
 
 
-@pytest.mark.parametrize("option", [["--chunk-mb", "0"], ["--cache-mb", "-5"], ["--cache-mb", "default"]])
+@pytest.mark.parametrize(
+    "option",
+    [["--chunk-mb", "0"], ["--cache-mb", "-5"], ["--cache-mb", "default"], ["--warm-mb", "-1"], ["--warm-mb", "inf"]],
+)
 def test_a_size_that_is_not_a_positive_number_of_mb_is_refused_saying_what_to_give(
     scene: Path, option: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -199,6 +202,16 @@ def test_a_size_that_is_not_a_positive_number_of_mb_is_refused_saying_what_to_gi
         bench_dask.main(["--scene-dir", str(scene), *option])
     assert refused.value.code == 2
     assert option[0] in capsys.readouterr().err
+
+
+def test_a_warm_up_touches_its_memory_before_the_clock_and_stays_out_of_the_peak_rss(scene: Path) -> None:
+    cold = bench_dask._in_subprocess("decode_discard", scene)
+    warm = bench_dask._in_subprocess("decode_discard", scene, warm_mb=400)
+    assert "warm_up_faults" not in cold
+    assert warm["warm_up_faults"] >= 400e6 / 2**21  # every page touched, even as 2 MiB huge pages
+    assert warm["warm_up_seconds"] > 0
+    # the peak starts afresh after the warm-up: without that it would be 400 MB higher
+    assert warm["peak_rss_mb"] < cold["peak_rss_mb"] + 100, (warm["peak_rss_mb"], cold["peak_rss_mb"])
 
 
 def test_the_decode_limit_holds_both_bands_and_the_discarding_one_none(scene: Path) -> None:
@@ -247,11 +260,13 @@ def test_each_round_runs_every_case_once_and_no_case_always_follows_the_same_one
         assert len(before) > 1, (case, before)
 
 
+@pytest.mark.parametrize("warm_mb", [0, 60])
 def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_the_figures(
-    scene: Path, build_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    scene: Path, build_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], warm_mb: int
 ) -> None:
     out = tmp_path / "dask.json"
-    assert bench_dask.main(["--scene-dir", str(scene), "--repeat", "1", "--out", str(out)]) == 0
+    warm_up = ["--warm-mb", str(warm_mb)] if warm_mb else []  # 0 is the default
+    assert bench_dask.main(["--scene-dir", str(scene), "--repeat", "1", "--out", str(out), *warm_up]) == 0
     report = json.loads(out.read_text())
 
     assert set(report["results"]) == set(report["runs"]) == set(CASES)
@@ -265,6 +280,11 @@ def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_th
         assert 0 <= run["system_seconds"] <= run["cpu_seconds"]
         assert report["results"][case]["peak_rss_mb"] == round(run["peak_rss_mb"], 1)
         assert report["results"][case]["minor_faults_median"] == run["minor_faults"] > 0
+        if warm_mb:
+            assert run["warm_up_faults"] >= warm_mb * 1e6 / 2**21
+            assert report["results"][case]["warm_up_seconds_range"] == [run["warm_up_seconds"]] * 2
+        else:
+            assert "warm_up_faults" not in run and "warm_up_seconds_range" not in report["results"][case]
 
     seconds = {case: report["results"][case]["seconds_min"] for case in CASES}
     rss = {f"{case}_rss": report["results"][case]["peak_rss_mb"] for case in CASES}
@@ -279,6 +299,7 @@ def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_th
         assert f"{case}_cpu_per_core_vs_decode_limit" in report["ratios"]
 
     assert report["round_orders"] == [bench_dask.round_order(0)]
+    assert report["warm_mb"] == warm_mb
     assert report["notebook_way"] == {"chunk_mb": 8.0, "cache_mb": CHUNKED_READ_CACHE_MB}
     for case in CASES:
         assert report["results"][case]["gdal_cache_mb"] > 0
@@ -303,6 +324,8 @@ def test_main_runs_every_case_and_reports_ratios_and_targets_that_follow_from_th
     for name, ok in met.items():
         assert re.search(rf"^  {'met ' if ok else 'MISSED'} {re.escape(name)}$", targets, re.M), name
     assert f"Wrote {out}" in printed
+    assert (f"each case after touching and freeing {warm_mb} MB" in printed) == bool(warm_mb)
+    assert ("(warm-up of" in printed) == bool(warm_mb)
 
 
 def test_a_truncated_band_says_to_regenerate_the_scene_not_a_traceback(
